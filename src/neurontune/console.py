@@ -1,0 +1,42 @@
+"""The ``neurontune`` console script: small tools around the Kedro project."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def summarise(metrics_path: Path, split: str = "test") -> str:
+    """A plain-text table of per-group accuracy, WGA and mean accuracy for each method."""
+    metrics = json.loads(metrics_path.read_text())
+    groups = sorted({k for m in metrics.values() for k in m[split] if k.startswith("accuracy_group_")})
+    header = f"{'method':<24}" + "".join(f"{'g' + g.rsplit('_', 1)[1]:>7}" for g in groups)
+    header += f"{'WGA':>7}{'mean':>7}{'w-mean':>8}{'w-class':>8}{'masked':>7}"
+    lines = [f"{split} split (w-mean = group accuracies weighted by training proportions)", header]
+    for method, splits in metrics.items():
+        row = splits[split]
+        line = f"{method:<24}" + "".join(f"{row.get(g, float('nan')):>7.3f}" for g in groups)
+        line += f"{row['worst_group_accuracy']:>7.3f}{row['mean_accuracy']:>7.3f}"
+        line += f"{row.get('mean_accuracy_train_weighted', float('nan')):>8.3f}{row['worst_class_accuracy']:>8.3f}{row['n_masked']:>7d}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="neurontune", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    summary = commands.add_parser("summary", help="print the per-group accuracy table from metrics.json")
+    summary.add_argument("metrics", nargs="?", default="data/08_reporting/metrics.json", type=Path)
+    summary.add_argument("--split", default="test", choices=["train", "val", "test"])
+    arguments = parser.parse_args(argv)
+    if arguments.command == "summary":
+        if not arguments.metrics.exists():
+            parser.error(f"{arguments.metrics} does not exist; run `kedro run` first.")
+        print(summarise(arguments.metrics, arguments.split))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

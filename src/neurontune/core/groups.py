@@ -1,0 +1,72 @@
+"""Shared concepts used by the method, the baselines and the evaluation alike.
+
+Group ids, class- or group-balanced sampling, and per-group accuracy live here
+and nowhere else. Group ids may only be *computed* by data loading, evaluation
+and the explicitly labelled baselines; NeuronTune itself only ever calls the
+class-level helpers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurontune.core._validation import check_labels
+
+
+def group_ids(y, a, n_classes: int, n_attributes: int) -> np.ndarray:
+    """Group id ``y * n_attributes + a`` for each sample, shape (N,)."""
+    y = check_labels(y, n_classes, "y")
+    a = check_labels(a, max(n_attributes, 2), "a", n_samples=y.shape[0])
+    return y * n_attributes + a
+
+
+def balanced_sample_weights(labels, n_labels: int) -> np.ndarray:
+    """Per-sample weights that give every present label the same total weight.
+
+    Parameters
+    ----------
+    labels : array of int, shape (N,)
+        Class ids (class balance) or group ids (group balance).
+    n_labels : int
+        Number of possible labels.
+
+    Returns
+    -------
+    weights : ndarray, shape (N,), summing to N.
+    """
+    labels = check_labels(labels, n_labels, "labels")
+    counts = np.bincount(labels, minlength=n_labels).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_labels)
+    weights[present] = labels.shape[0] / (present.sum() * counts[present])
+    return weights[labels]
+
+
+def balanced_sample_indices(labels, n_labels: int, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw ``n_samples`` indices with replacement so that each present label is equally likely."""
+    probabilities = balanced_sample_weights(labels, n_labels)
+    return rng.choice(len(probabilities), size=n_samples, replace=True, p=probabilities / probabilities.sum())
+
+
+def balanced_subset_indices(labels, n_labels: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of a subset with exactly as many samples of each present label as the rarest has."""
+    labels = check_labels(labels, n_labels, "labels")
+    counts = np.bincount(labels, minlength=n_labels)
+    smallest = counts[counts > 0].min()
+    chosen = [rng.choice(np.flatnonzero(labels == k), size=smallest, replace=False) for k in np.flatnonzero(counts)]
+    return np.sort(np.concatenate(chosen))
+
+
+def per_group_accuracy(y_true, y_pred, groups, n_groups: int) -> np.ndarray:
+    """Accuracy within each group, shape (n_groups,); NaN for a group with no samples."""
+    groups = check_labels(groups, n_groups, "groups")
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if not y_true.shape == y_pred.shape == groups.shape:
+        raise ValueError(
+            f"y_true, y_pred and groups must have the same shape; got {y_true.shape}, {y_pred.shape}, {groups.shape}."
+        )
+    correct = np.bincount(groups, weights=(y_true == y_pred).astype(np.float64), minlength=n_groups)
+    totals = np.bincount(groups, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, correct / np.maximum(totals, 1), np.nan)

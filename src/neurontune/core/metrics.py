@@ -1,0 +1,57 @@
+"""Accuracy summaries reported by evaluation and used (class-level only) by model selection."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurontune.core._validation import check_labels
+from neurontune.core.groups import per_group_accuracy
+
+
+def worst_class_accuracy(y_true, y_pred, n_classes: int) -> float:
+    """Lowest per-class accuracy over the classes present; needs class labels only."""
+    y_true = check_labels(y_true, n_classes, "y_true")
+    y_pred = check_labels(y_pred, n_classes, "y_pred", n_samples=y_true.shape[0])
+    return float(np.nanmin(per_group_accuracy(y_true, y_pred, y_true, n_classes)))
+
+
+def mean_accuracy(y_true, y_pred) -> float:
+    """Plain accuracy over all samples."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(f"y_true and y_pred must be non-empty and of equal shape; got {y_true.shape} and {y_pred.shape}.")
+    return float(np.mean(y_true == y_pred))
+
+
+def group_report(y_true, y_pred, groups, n_classes: int, n_groups: int, train_group_proportions=None) -> dict:
+    """Every evaluation metric for one split.
+
+    Parameters
+    ----------
+    y_true, y_pred, groups : array of int, shape (N,)
+    n_classes, n_groups : int
+    train_group_proportions : array, shape (n_groups,), optional
+        Group frequencies of the training split, for ``mean_accuracy_train_weighted``.
+
+    Returns
+    -------
+    dict with ``accuracy_group_<k>`` for each present group, ``worst_group_accuracy``,
+    ``mean_accuracy`` (plain average over samples), ``mean_accuracy_train_weighted``
+    (group accuracies weighted by training group proportions, as in the Waterbirds
+    literature) and ``worst_class_accuracy``.
+    """
+    y_true = check_labels(y_true, n_classes, "y_true")
+    y_pred = check_labels(y_pred, n_classes, "y_pred", n_samples=y_true.shape[0])
+    if y_true.size == 0:
+        raise ValueError("cannot report accuracy on an empty split (0 samples).")
+    group_acc = per_group_accuracy(y_true, y_pred, groups, n_groups)
+    report = {f"accuracy_group_{k}": float(v) for k, v in enumerate(group_acc) if np.isfinite(v)}
+    report["worst_group_accuracy"] = float(np.nanmin(group_acc))
+    report["mean_accuracy"] = mean_accuracy(y_true, y_pred)
+    if train_group_proportions is not None:
+        weights = np.asarray(train_group_proportions, dtype=np.float64)
+        present = np.isfinite(group_acc) & (weights > 0)
+        report["mean_accuracy_train_weighted"] = float(np.sum(group_acc[present] * weights[present]) / weights[present].sum())
+    report["worst_class_accuracy"] = worst_class_accuracy(y_true, y_pred, n_classes)
+    return report

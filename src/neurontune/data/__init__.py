@@ -1,0 +1,1 @@
+"""Benchmark builders: pure functions from source data to (inputs, metadata)."""

@@ -1,0 +1,74 @@
+"""The metadata table every benchmark shares, its validation, and the content digest."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "val", "test")
+METADATA_COLUMNS = ("sample_id", "split", "y", "a", "group")
+#: The columns every training-side stage may read; ``a`` and ``group`` are for evaluation only.
+CLASS_LABEL_COLUMNS = ("sample_id", "split", "y")
+
+
+def validate_metadata(metadata: pd.DataFrame, n_classes: int, columns=METADATA_COLUMNS, source: str = "metadata") -> pd.DataFrame:
+    """Check a benchmark metadata table; raise naming the column/split at fault."""
+    missing = [column for column in columns if column not in metadata.columns]
+    if missing:
+        raise ValueError(
+            f"{source} is missing column(s) {missing}; expected columns {list(columns)}, found {list(metadata.columns)}."
+        )
+    unknown = sorted(set(metadata["split"]) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"{source} column 'split' has unknown value(s) {unknown}; expected {list(SPLITS)}.")
+    for split in SPLITS:
+        if not (metadata["split"] == split).any():
+            raise ValueError(f"{source} has an empty split {split!r}: every split in {list(SPLITS)} needs samples.")
+    labels = metadata["y"].to_numpy()
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(
+            f"{source} column 'y' must hold integer labels in [0, {n_classes}); got dtype {labels.dtype}, "
+            f"values {labels.min()}..{labels.max()}."
+        )
+    if metadata["sample_id"].duplicated().any():
+        raise ValueError(f"{source} column 'sample_id' has duplicates; every sample needs a unique id.")
+    return metadata
+
+
+def split_indices(metadata: pd.DataFrame, split: str) -> np.ndarray:
+    """Row positions of ``split``, in table order."""
+    return np.flatnonzero(metadata["split"].to_numpy() == split)
+
+
+def content_digest(inputs: np.ndarray, metadata: pd.DataFrame) -> str:
+    """SHA-256 of the inputs' bytes, shape and dtype, and of the metadata table's values."""
+    digest = hashlib.sha256()
+    digest.update(f"{inputs.dtype.str}{inputs.shape}".encode())
+    digest.update(np.ascontiguousarray(inputs).tobytes())
+    digest.update(pd.util.hash_pandas_object(metadata, index=False).to_numpy().tobytes())
+    digest.update(",".join(metadata.columns).encode())
+    return digest.hexdigest()
+
+
+def group_counts(metadata: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """``{split: {"y=0,a=1": count}}`` for the dataset manifest."""
+    counts = metadata.groupby(["split", "y", "a"]).size()
+    table: dict[str, dict[str, int]] = {}
+    for (split, label, attribute), count in counts.items():
+        table.setdefault(str(split), {})[f"y={label},a={attribute}"] = int(count)
+    return table
+
+
+def split_arrays(inputs: np.ndarray, labels_table: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(inputs, y, sample_id)`` of one split; inputs and table rows must align one to one."""
+    if len(inputs) != len(labels_table):
+        raise ValueError(
+            f"raw inputs have {len(inputs)} samples but the metadata table has {len(labels_table)} rows; "
+            "they must describe the same samples in the same order."
+        )
+    rows = split_indices(labels_table, split)
+    if rows.size == 0:
+        raise ValueError(f"split {split!r} is empty; every split in {list(SPLITS)} needs samples.")
+    return inputs[rows], labels_table["y"].to_numpy()[rows], labels_table["sample_id"].to_numpy()[rows]

@@ -1,0 +1,51 @@
+"""Lineage hook: tags every MLflow run with the git commit and the data digest,
+and records the benchmark as an MLflow dataset input.
+
+Nodes never import MLflow; this is the one place (with the catalog) that talks to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+
+logger = logging.getLogger(__name__)
+
+
+def git_commit() -> str:
+    """``<sha>`` of HEAD, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty.strip() else "")
+
+
+class LineageHook:
+    @hook_impl(trylast=True)  # after kedro-mlflow has started the run
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        if mlflow.active_run() is None:
+            return
+        mlflow.set_tag("git_commit", git_commit())
+        if "dataset_manifest" in catalog and catalog.exists("dataset_manifest"):
+            mlflow.set_tag("data_digest", catalog.load("dataset_manifest")["digest"])
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs) -> None:
+        if "dataset_manifest" not in outputs or mlflow.active_run() is None:
+            return
+        manifest = outputs["dataset_manifest"]
+        metadata = inputs["raw_metadata"]
+        dataset = mlflow.data.from_pandas(
+            metadata, source="data/01_raw/metadata.parquet", name=manifest["name"], digest=manifest["digest"][:32]
+        )
+        tags = {"digest_sha256": manifest["digest"], "origin": manifest["source"],
+                "group_counts": json.dumps(manifest["group_counts"], sort_keys=True)}
+        mlflow.log_input(dataset, context="benchmark", tags=tags)
+        mlflow.set_tag("data_digest", manifest["digest"])
+        logger.info("logged MLflow dataset input %s (%s)", manifest["name"], manifest["digest"][:12])

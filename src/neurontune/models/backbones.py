@@ -1,0 +1,77 @@
+"""Classifiers ``f = h ∘ e``: a backbone ``e`` producing non-negative embeddings and a linear head ``h``.
+
+Every model here has ``embed(x) -> (B, M)``, ``head`` (``nn.Linear``), a
+``preprocess(raw) -> tensor`` that turns a batch of raw inputs (uint8 images)
+into model input, and a ``config`` dict from which :func:`build_model` rebuilds it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks and a ReLU bottleneck, trained from scratch; embedding = bottleneck activations."""
+
+    def __init__(self, n_classes: int = 2, in_channels: int = 3, embedding_dim: int = 64, width: int = 16):
+        super().__init__()
+        self.config = {
+            "architecture": "small_cnn",
+            "n_classes": n_classes,
+            "in_channels": in_channels,
+            "embedding_dim": embedding_dim,
+            "width": width,
+        }
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(2 * width * 16, embedding_dim),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(embedding_dim, n_classes)
+
+    def preprocess(self, raw: np.ndarray) -> torch.Tensor:
+        """uint8 images (B, C, H, W) in 0–255 → float tensor in [0, 1]."""
+        if raw.dtype != np.uint8 or raw.ndim != 4 or raw.shape[1] != self.config["in_channels"]:
+            raise ValueError(
+                f"small_cnn expects uint8 images of shape (B, {self.config['in_channels']}, H, W); "
+                f"got {raw.dtype} {raw.shape}."
+            )
+        return torch.from_numpy(raw).float().div_(255.0)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"small_cnn": SmallCNN}
+
+
+def build_model(config: dict) -> nn.Module:
+    """Build an untrained model from its config (``architecture`` plus that class's arguments)."""
+    architecture = config.get("architecture")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; available: {sorted(ARCHITECTURES)}.")
+    arguments = {key: value for key, value in config.items() if key != "architecture"}
+    return ARCHITECTURES[architecture](**arguments)
+
+
+def model_from_checkpoint(checkpoint: dict) -> nn.Module:
+    """Rebuild a trained model from ``{"config": ..., "state_dict": ...}``."""
+    for key in ("config", "state_dict"):
+        if key not in checkpoint:
+            raise ValueError(f"model checkpoint is missing {key!r}; expected keys 'config' and 'state_dict'.")
+    model = build_model(checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()

@@ -1,0 +1,30 @@
+"""Project pipelines: each stage by name, and ``__default__`` = the whole DAG in order."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from neurontune.pipelines import (
+    data_versioning,
+    embedding_caching,
+    erm_training,
+    evaluation,
+    neuron_identification,
+    neurontune_regulation,
+)
+
+#: The DAG, in execution order (Kedro orders by data dependencies; this order documents it).
+STAGES = {
+    "data_versioning": data_versioning,
+    "erm_training": erm_training,
+    "embedding_caching": embedding_caching,
+    "neuron_identification": neuron_identification,
+    "neurontune_regulation": neurontune_regulation,
+    "evaluation": evaluation,
+}
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    pipelines = {name: module.create_pipeline() for name, module in STAGES.items()}
+    pipelines["__default__"] = Pipeline(list(pipelines.values()))
+    return pipelines

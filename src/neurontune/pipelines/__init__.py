@@ -1,0 +1,1 @@
+"""One Kedro pipeline per stage of the DAG."""

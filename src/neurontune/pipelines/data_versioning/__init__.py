@@ -1,0 +1,5 @@
+"""The ``data_versioning`` pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,30 @@
+"""Train the ERM model on class labels only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from neurontune.data.tables import CLASS_LABEL_COLUMNS, split_arrays, validate_metadata
+from neurontune.models.devices import resolve_device
+from neurontune.models.training import train_erm
+
+
+def train_erm_model(
+    raw_inputs: dict[str, np.ndarray], class_labels: pd.DataFrame, dataset_manifest: dict, erm: dict
+) -> tuple[dict, dict]:
+    """Train by ERM; return the checkpoint (config + weights + data digest) and the per-epoch metric history."""
+    validate_metadata(class_labels, erm["model"]["n_classes"], CLASS_LABEL_COLUMNS, "class_labels")
+    train_x, train_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "train")
+    val_x, val_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "val")
+    model, history = train_erm(
+        erm["model"], train_x, train_y, val_x, val_y,
+        epochs=erm["epochs"], learning_rate=erm["learning_rate"], weight_decay=erm["weight_decay"],
+        batch_size=erm["batch_size"], seed=erm["seed"], device=resolve_device(erm["device"]),
+    )
+    checkpoint = {"config": model.config, "state_dict": model.state_dict(), "data_digest": dataset_manifest["digest"]}
+    metric_history = {
+        key: [{"value": row[key], "step": row["epoch"]} for row in history]
+        for key in ("train_loss", "train_accuracy", "val_accuracy")
+    }
+    return checkpoint, metric_history

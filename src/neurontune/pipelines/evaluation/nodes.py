@@ -1,0 +1,87 @@
+"""Evaluation: the only stage that reads group labels."""
+
+from __future__ import annotations
+
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from neurontune.core import LinearHead, group_report, head_predict  # noqa: E402
+from neurontune.data.tables import SPLITS, validate_metadata  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def predict_with_heads(embeddings_train: dict, embeddings_val: dict, embeddings_test: dict, **heads: dict) -> pd.DataFrame:
+    """Predictions of every method's head on every split: method, split, sample_id, y_pred, n_masked."""
+    caches = dict(zip(SPLITS, (embeddings_train, embeddings_val, embeddings_test)))
+    frames = []
+    for method, arrays in heads.items():
+        head = LinearHead.from_arrays(arrays["weight"], arrays["bias"], arrays["keep"])
+        for split, cache in caches.items():
+            frames.append(pd.DataFrame({
+                "method": method, "split": split, "sample_id": cache["sample_id"],
+                "y_pred": head_predict(cache["embeddings"], head), "n_masked": head.n_suppressed,
+            }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def compute_group_metrics(method_predictions: pd.DataFrame, raw_metadata: pd.DataFrame) -> dict:
+    """``{method: {split: {metric: value}}}`` with per-group accuracy, WGA, mean accuracies, worst-class accuracy."""
+    validate_metadata(raw_metadata, int(raw_metadata["y"].max()) + 1, source="raw_metadata")
+    n_classes = int(raw_metadata["y"].max()) + 1
+    n_groups = int(raw_metadata["group"].max()) + 1
+    train_groups = raw_metadata.loc[raw_metadata["split"] == "train", "group"].to_numpy()
+    proportions = np.bincount(train_groups, minlength=n_groups) / len(train_groups)
+    joined = method_predictions.merge(raw_metadata[["sample_id", "y", "group"]], on="sample_id", how="left", validate="m:1")
+    if joined["y"].isna().any():
+        raise ValueError("method_predictions has sample ids that raw_metadata does not know; rerun the pipeline.")
+    metrics: dict = {}
+    for (method, split), rows in joined.groupby(["method", "split"], sort=False):
+        report = group_report(rows["y"].to_numpy(), rows["y_pred"].to_numpy(), rows["group"].to_numpy(),
+                              n_classes, n_groups, proportions)
+        metrics.setdefault(method, {})[split] = {**report, "n_masked": int(rows["n_masked"].iloc[0])}
+    _log_summary(metrics)
+    return metrics
+
+
+def _log_summary(metrics: dict) -> None:
+    for method, splits in metrics.items():
+        if "test" in splits:
+            test = splits["test"]
+            logger.info("%-24s test WGA %.3f  mean acc %.3f  worst-class %.3f", method,
+                        test["worst_group_accuracy"], test["mean_accuracy"], test["worst_class_accuracy"])
+
+
+def flatten_metrics(metrics: dict) -> dict:
+    """``method.split.metric`` → ``{"value", "step"}`` for MLflow."""
+    return {
+        f"{method}.{split}.{name}": {"value": float(value), "step": 0}
+        for method, splits in metrics.items()
+        for split, values in splits.items()
+        for name, value in values.items()
+    }
+
+
+def plot_group_accuracies(metrics: dict, split: str):
+    """Grouped bars: accuracy of each group for each method on ``split``, worst group annotated."""
+    methods = list(metrics)
+    groups = sorted({name for m in methods for name in metrics[m][split] if name.startswith("accuracy_group_")},
+                    key=lambda name: int(name.rsplit("_", 1)[1]))
+    figure, axis = plt.subplots(figsize=(1.6 + 1.4 * len(groups) * max(1, len(methods)) / 2, 3.6))
+    width = 0.8 / len(methods)
+    for k, method in enumerate(methods):
+        values = [metrics[method][split].get(group, np.nan) for group in groups]
+        positions = np.arange(len(groups)) + (k - (len(methods) - 1) / 2) * width
+        label = f"{method} (WGA {metrics[method][split]['worst_group_accuracy']:.2f})"
+        axis.bar(positions, values, width, label=label)
+    axis.set_xticks(np.arange(len(groups)), [f"group {g.rsplit('_', 1)[1]}" for g in groups])
+    axis.set(ylim=(0, 1.05), ylabel="accuracy", title=f"Per-group accuracy on {split}")
+    axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    return figure

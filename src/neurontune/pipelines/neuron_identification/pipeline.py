@@ -1,0 +1,28 @@
+"""neuron_identification: δ scores from the cached validation embeddings; no group labels."""
+
+from kedro.pipeline import Pipeline, node
+
+from .nodes import (
+    plot_neuron_scores,
+    score_identification_neurons,
+    select_default_mask,
+    split_validation,
+    summarise_identification_metrics,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(split_validation, ["embeddings_val", "params:neuron_identification.selection_split"],
+                 "validation_split", name="split_validation"),
+            node(score_identification_neurons, ["embeddings_val", "validation_split"], "neuron_scores",
+                 name="score_identification_neurons"),
+            node(select_default_mask, ["neuron_scores", "params:neuron_identification.selection"],
+                 ["biased_neuron_mask", "identification_summary"], name="select_default_mask"),
+            node(plot_neuron_scores, ["neuron_scores", "params:neuron_identification.selection"],
+                 "neuron_score_plot", name="plot_neuron_scores"),
+            node(summarise_identification_metrics, "identification_summary", "identification_metrics",
+                 name="summarise_identification_metrics"),
+        ]
+    )

@@ -1,0 +1,5 @@
+"""The ``neurontune_regulation`` pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,15 @@
+"""Kedro project settings."""
+
+import os
+
+from neurontune.hooks import LineageHook
+
+HOOKS = (LineageHook(),)
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # ``${env:NAME,default}`` in any config file: lets MLFLOW_TRACKING_URI override
+    # the embedded SQLite store with no change to conf/.
+    "custom_resolvers": {"env": lambda name, default=None: os.environ.get(name, default)},
+}
