@@ -83,3 +83,10 @@ def _check_arguments(digit_images, digits, split_sizes, correlations, colours) -
         raise ValueError(f"split sizes add up to {total} but only {len(digits)} digits are available.")
     if np.asarray(colours).shape != (2, 3):
         raise ValueError(f"colours must be two RGB triples [[r, g, b], [r, g, b]]; got {colours!r}.")
+
+
+def build_from_config(config: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    """Build from the ``data_versioning`` parameters (split sizes, per-split correlations, colours, seed)."""
+    digit_images, digits = load_mnist_digits()
+    correlations = {split: config[f"{split}_correlation"] for split in SPLITS}
+    return build_colored_mnist(digit_images, digits, config["split_sizes"], correlations, config["colours"], config["seed"])

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from neurontune.data import colored_mnist
+from neurontune.data import build_benchmark_data
 from neurontune.data.tables import content_digest, group_counts, validate_metadata
 
 logger = logging.getLogger(__name__)
@@ -15,15 +15,9 @@ logger = logging.getLogger(__name__)
 
 def build_benchmark(benchmark: dict) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Build the benchmark named by ``benchmark["name"]``: raw inputs and the metadata table."""
-    if benchmark["name"] != "colored_mnist":
-        raise ValueError(f"unknown benchmark {benchmark['name']!r}; available: ['colored_mnist'].")
-    digit_images, digits = colored_mnist.load_mnist_digits()
-    correlations = {split: benchmark[f"{split}_correlation"] for split in ("train", "val", "test")}
-    images, metadata = colored_mnist.build_colored_mnist(
-        digit_images, digits, benchmark["split_sizes"], correlations, benchmark["colours"], benchmark["seed"]
-    )
-    validate_metadata(metadata, n_classes=2)
-    return {"inputs": images}, metadata
+    inputs, metadata = build_benchmark_data(benchmark)
+    validate_metadata(metadata, n_classes=int(benchmark["n_classes"]))
+    return {"inputs": inputs}, metadata
 
 
 def describe_dataset(raw_inputs: dict[str, np.ndarray], raw_metadata: pd.DataFrame, benchmark: dict) -> dict:
