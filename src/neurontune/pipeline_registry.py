@@ -9,6 +9,7 @@ from neurontune.pipelines import (
     embedding_caching,
     erm_training,
     evaluation,
+    model_promotion,
     neuron_identification,
     neurontune_regulation,
 )
@@ -21,6 +22,7 @@ STAGES = {
     "neuron_identification": neuron_identification,
     "neurontune_regulation": neurontune_regulation,
     "evaluation": evaluation,
+    "model_promotion": model_promotion,
 }
 
 
