@@ -44,7 +44,7 @@ class TrainedProject:
         return f"sqlite:///{self.path / 'mlflow.db'}"
 
     def env(self, **extra: str) -> dict[str, str]:
-        return project_env(MLFLOW_TRACKING_URI=self.tracking_uri, **extra)
+        return project_env(**{"MLFLOW_TRACKING_URI": self.tracking_uri, **extra})
 
 
 def project_env(**extra: str) -> dict[str, str]:
@@ -53,6 +53,8 @@ def project_env(**extra: str) -> dict[str, str]:
                GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
                GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost", **extra)
     env.pop("PYTHONPATH", None)  # the copy's own src/ is what kedro puts on the path
+    # console scripts the servers exec (uvicorn, gunicorn) live beside this interpreter
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
 

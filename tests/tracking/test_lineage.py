@@ -48,7 +48,7 @@ def test_each_link_resolves(trained_project, lineage):
     assert chain["erm_model"]["run_id"] == chain["run"]["run_id"] and chain["erm_model"]["artifact"].endswith("erm_model.pt")
     metrics = json.loads((trained_project.path / "data/08_reporting/metrics.json").read_text())["neurontune"]["test"]
     assert chain["metrics"]["recorded_on_version"]["test"]["worst_group_accuracy"] == metrics["worst_group_accuracy"]
-    assert chain["metrics"]["run"]["neurontune.test.worst_group_accuracy"] == pytest.approx(metrics["worst_group_accuracy"])
+    assert chain["metrics"]["run"]["evaluation_metrics.neurontune.test.worst_group_accuracy"] == pytest.approx(metrics["worst_group_accuracy"])
     assert record["version"] == "2"
 
 

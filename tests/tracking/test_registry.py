@@ -21,8 +21,8 @@ def client(trained_project):
 def test_first_run_registers_champion_and_second_is_refused(trained_project, client):
     assert trained_project.second_run.returncode != 0, "fail_on_refusal=true must fail the run"
     assert "PromotionRefused" in trained_project.second_run.stdout + trained_project.second_run.stderr
-    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == "1"
-    assert client.get_model_version_by_alias(MODEL_NAME, "challenger").version == "2"
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == "2"
 
 
 def test_decisions_are_recorded_on_versions_and_runs(trained_project, client):

@@ -36,7 +36,7 @@ def test_registry_and_promotion_against_a_tracking_server(trained_project, tmp_p
 
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
-        assert champion.version == "1" and champion.tags["promotion.status"] == "promoted"
+        assert str(champion.version) == "1" and champion.tags["promotion.status"] == "promoted"
         assert client.get_run(champion.run_id).data.tags["promotion.status"] == "promoted"
         assert any((server_dir / "artifacts").rglob("MLmodel")), "artifacts must live in the server's artifact store"
         assert not (project / "mlflow.db").exists() and not (project / "mlruns").exists()
