@@ -65,3 +65,20 @@ def test_pipeline_wires_registration_before_the_gate():
     assert [node.name for node in pipeline.nodes] == ["package_debiased_model", "decide_on_challenger",
                                                       "enforce_promotion_gate"]
     assert {"erm_model", "metrics", "neurontune_head", "params:model_promotion.packaging"} <= pipeline.inputs()
+
+
+def test_nodes_load_no_mlflow_and_the_gate_no_framework():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "frameworks = lambda: sorted(m for m in ('mlflow', 'kedro', 'dvc') if m in sys.modules)\n"
+        "import neurontune.tracking.promotion, neurontune.models.predictor\n"
+        "print(frameworks())\n"
+        "import neurontune.pipelines.model_promotion.nodes\n"
+        "print(frameworks())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    # the gate and the predictor load no framework; the nodes load Kedro (their package's pipeline.py), never MLflow
+    assert result.stdout.split("\n")[:2] == ["[]", "['kedro']"]
