@@ -117,7 +117,7 @@ def format_lineage(lineage: dict, method: str | None = None) -> str:
         + (f"  ({erm['artifact']})" if erm["artifact"] else "")
     )
     for split, values in sorted(model_metrics(lineage).items()):
-        lines.append(f"metrics     {method} {split}: " + "  ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())))
+        lines.append(f"metrics     {method} {split}: " + "  ".join(f"{k} {int(v) if k == 'n_masked' else format(v, '.4f')}" for k, v in sorted(values.items())))
     decision = {k[len("promotion."):]: v for k, v in model["tags"].items() if k.startswith("promotion.")}
     if decision:
         lines.append(f"promotion   {decision.get('status')}: {decision.get('reason')}")
