@@ -1,15 +1,15 @@
 """A trained project state, shared by the registry, serving, lineage and team-server tests.
 
-The real pipeline runs on a reduced configuration in a temporary copy of the project
+The real pipeline runs on the reduced ``ci`` environment in a temporary copy of the project
 (its own git repository and SQLite MLflow store): a full ``kedro run`` (v1 becomes
 champion), then ``kedro run --pipelines model_promotion`` with the gate failing on
-refusal (v2, the same model again, cannot clear ``min_delta``).
+refusal (v2, the same model again, cannot clear ``min_delta``). Separate from the
+suite's ``ci_project``, which other tests rerun stages in.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,17 +20,9 @@ from pathlib import Path
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+from tests.conftest import copy_project
+
 MODEL_NAME = "neurontune-colored_mnist"
-REDUCED_PARAMS = ",".join([
-    "data_versioning.split_sizes.train=600",
-    "data_versioning.split_sizes.val=300",
-    "data_versioning.split_sizes.test=300",
-    "erm_training.epochs=2",
-    "neurontune_regulation.tuning.grid.threshold=[0.0]",
-    "neurontune_regulation.tuning.grid.weight_decay=[0.001]",
-])
-DATA_LAYERS = ("01_raw", "04_feature", "05_model_input", "06_models", "07_model_output", "08_reporting")
 
 
 @dataclass
@@ -58,25 +50,10 @@ def project_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def copy_project(destination: Path) -> Path:
-    """Code and configuration of this project, no data and no MLflow store."""
-    destination.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("src", "conf"):
-        shutil.copytree(REPOSITORY / name, destination / name, ignore=ignore)
-    shutil.rmtree(destination / "conf" / "local")
-    (destination / "conf" / "local").mkdir()
-    for name in ("pyproject.toml", ".telemetry", ".gitignore"):
-        shutil.copy2(REPOSITORY / name, destination / name)
-    for layer in DATA_LAYERS:
-        (destination / "data" / layer).mkdir(parents=True)
-    return destination
-
-
-def kedro_run(project: Path, *arguments: str, params: str = "", env: dict[str, str] | None = None, timeout: float = 240):
-    all_params = ",".join(filter(None, [REDUCED_PARAMS, params]))
-    return subprocess.run([sys.executable, "-m", "kedro", "run", "--params", all_params, *arguments],
-                          cwd=project, env=env or project_env(), capture_output=True, text=True, timeout=timeout)
+def kedro_run(project: Path, *arguments: str, params: str = "", env: dict[str, str] | None = None, timeout: float = 300):
+    """``kedro run --env ci`` (the suite's reduced configuration) in ``project``."""
+    command = [sys.executable, "-m", "kedro", "run", "--env", "ci", *arguments] + (["--params", params] if params else [])
+    return subprocess.run(command, cwd=project, env=env or project_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def free_port() -> int:
@@ -114,7 +91,7 @@ def stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> TrainedProject:
-    project = copy_project(tmp_path_factory.mktemp("trained") / "project")
+    project = copy_project(tmp_path_factory.mktemp("trained"))
     env = project_env()
     subprocess.run(["git", "init", "-q"], cwd=project, check=True, env=env)
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, env=env)

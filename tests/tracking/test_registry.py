@@ -96,6 +96,6 @@ def test_fresh_process_predicts_what_evaluation_scored(trained_project):
                             cwd=trained_project.path, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     checked = json.loads(result.stdout.strip().splitlines()[-1])
-    assert checked["same_ids"] and checked["n"] == 300
+    assert checked["same_ids"] and checked["n"] == 400  # the ci environment's test split
     assert checked["agree"] == 1.0
     assert checked["prob_sum"] < 1e-9
