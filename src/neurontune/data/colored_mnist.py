@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from neurontune.data.sampling import assign_attributes, check_split_settings, split_column
 from neurontune.data.tables import SPLITS
 
 
@@ -49,14 +50,8 @@ def build_colored_mnist(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(digits))[: sum(split_sizes[s] for s in SPLITS)]
     labels = (digits[order] >= 5).astype(np.int64)
-    split = np.repeat(np.array(SPLITS), [split_sizes[s] for s in SPLITS])
-    attribute = np.empty_like(labels)
-    for name in SPLITS:
-        for label in (0, 1):
-            rows = np.flatnonzero((split == name) & (labels == label))
-            aligned = np.zeros(len(rows), dtype=bool)
-            aligned[: int(round(correlations[name] * len(rows)))] = True
-            attribute[rows] = np.where(rng.permutation(aligned), label, 1 - label)
+    split = split_column(split_sizes)
+    attribute = assign_attributes(labels, split, correlations, rng)
     images = _paint(digit_images[order], attribute, np.asarray(colours, dtype=np.float32))
     metadata = pd.DataFrame(
         {"sample_id": np.arange(len(order)), "split": split, "y": labels, "a": attribute, "group": 2 * labels + attribute}
@@ -73,11 +68,7 @@ def _paint(digit_images: np.ndarray, attribute: np.ndarray, colours: np.ndarray)
 def _check_arguments(digit_images, digits, split_sizes, correlations, colours) -> None:
     if digit_images.ndim != 3 or digit_images.shape[0] != len(digits):
         raise ValueError(f"digit_images must have shape (N, H, W) with N = len(digits); got {digit_images.shape}.")
-    for name in SPLITS:
-        if name not in split_sizes or int(split_sizes[name]) < 1:
-            raise ValueError(f"split_sizes[{name!r}] must be a positive integer; got {split_sizes.get(name)!r}.")
-        if name not in correlations or not 0.0 <= float(correlations[name]) <= 1.0:
-            raise ValueError(f"correlations[{name!r}] must be in [0, 1]; got {correlations.get(name)!r}.")
+    check_split_settings(split_sizes, correlations)
     total = sum(int(split_sizes[s]) for s in SPLITS)
     if total > len(digits):
         raise ValueError(f"split sizes add up to {total} but only {len(digits)} digits are available.")
