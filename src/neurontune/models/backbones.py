@@ -90,11 +90,12 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 
 
 def build_model(config: dict) -> nn.Module:
-    """Build an untrained model from its config (``architecture`` plus that class's arguments)."""
+    """Build an untrained model from its config (``architecture`` plus that class's arguments; null ones are dropped)."""
     architecture = config.get("architecture")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; available: {sorted(ARCHITECTURES)}.")
-    arguments = {key: value for key, value in config.items() if key != "architecture"}
+    # null = unset: a benchmark environment soft-merged over conf/base unsets the base architecture's keys
+    arguments = {key: value for key, value in config.items() if key != "architecture" and value is not None}
     return ARCHITECTURES[architecture](**arguments)
 
 
