@@ -32,17 +32,17 @@ SEEDED = ("data_versioning.seed", "erm_training.seed", "neuron_identification.se
 NODE_LINE = re.compile(r"^(\S+) kedro\S* INFO (Running|Completed) node: ([A-Za-z0-9_]+)")
 
 
-def run_one(env: str, correlation: float, seed: int, out: Path, kedro: str) -> dict:
+def run_one(env: str, correlation: float, seed: int, out: Path, kedro: str, threads: str) -> dict:
     params = ",".join([f"{key}={seed}" for key in SEEDED] + [f"data_versioning.val_correlation={correlation}"])
     command = [kedro, "run", "--env", env, "--params", params]
     log, rusage = out / f"{env}_val{correlation}_seed{seed}.log", out / f"{env}_val{correlation}_seed{seed}.time"
     environment = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
-                   "KEDRO_LOGGING_CONFIG": str(ROOT / "benchmarks" / "timing_logging.yml")}
+                   "KEDRO_LOGGING_CONFIG": str(ROOT / "benchmarks" / "timing_logging.yml"), "OMP_NUM_THREADS": threads}
     started = time.time()
     with open(log, "w") as handle:
         status = subprocess.run(["/usr/bin/time", "-v", "-o", str(rusage), *command], cwd=ROOT, env=environment,
                                 stdout=handle, stderr=subprocess.STDOUT).returncode
-    result = {"env": env, "val_correlation": correlation, "seed": seed, "command": " ".join(command[1:]),
+    result = {"env": env, "val_correlation": correlation, "seed": seed, "command": " ".join(command[1:]), "threads": threads,
               "returncode": status, "wall_s": time.time() - started, **_resource_usage(rusage),
               "stage_wall_s": _stage_times(log)}
     if status == 0:
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real")
     parser.add_argument("--kedro", default=str(Path(sys.executable).with_name("kedro")))
+    parser.add_argument("--threads", default="2", help="OMP_NUM_THREADS of each run (1 is faster on a shared, busy CPU)")
     parser.add_argument("--summarise", action="store_true", help="only print the tables of the runs in --out")
     arguments = parser.parse_args()
     arguments.out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +122,7 @@ def main() -> None:
         for correlation in arguments.val_correlations:
             for env in arguments.envs:
                 for seed in arguments.seeds:
-                    result = run_one(env, correlation, seed, arguments.out, arguments.kedro)
+                    result = run_one(env, correlation, seed, arguments.out, arguments.kedro, arguments.threads)
                     print(env, correlation, seed, "rc", result["returncode"], f"{result['wall_s']:.0f} s", flush=True)
     print(summarise(arguments.out))
 

