@@ -82,6 +82,17 @@ def test_linear_probe_trains_only_the_head_and_checkpoints_small(minilm):
     np.testing.assert_array_equal(embed_and_predict(rebuilt, texts, 6, CPU)[1], embed_and_predict(model, texts, 6, CPU)[1])
 
 
+def test_finetune_trains_the_backbone_and_checkpoints_it_whole(efficientnet):
+    images = np.random.default_rng(3).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    labels = np.array([0, 1] * 2)
+    model, history = train_erm(EFFICIENTNET, images, labels, images, labels, epochs=1, learning_rate=0.01,
+                               weight_decay=0.0, batch_size=4, seed=0, device=CPU, mode="finetune")
+    assert len(history) == 1 and not torch.equal(model.backbone.conv_stem.weight, efficientnet.backbone.conv_stem.weight)
+    checkpoint = model_checkpoint(model)
+    assert "frozen_backbone_digest" not in checkpoint and len(checkpoint["state_dict"]) > 100
+    model.load_state_dict(model_from_checkpoint(checkpoint).state_dict())  # the full state dict round-trips
+
+
 def test_linear_probe_needs_a_pretrained_backbone():
     images = np.zeros((4, 3, 8, 8), np.uint8)
     config = {"architecture": "small_cnn", "n_classes": 2, "in_channels": 3, "embedding_dim": 4, "width": 2}
