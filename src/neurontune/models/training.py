@@ -105,6 +105,11 @@ def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, l
             with autocast:
                 logits = trainable(batch).float()
             loss = nn.functional.cross_entropy(logits, target)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"ERM loss became {loss.item()} in epoch {epoch}; lower erm_training.learning_rate "
+                    "or check the inputs for NaN/inf values."
+                )
             optimizer.zero_grad()
             scaler.scale(loss).backward()
             scaler.step(optimizer)
