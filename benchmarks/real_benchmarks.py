@@ -4,7 +4,8 @@ Every run is one ``kedro run`` process under ``/usr/bin/time -v`` (wall time, CP
 peak resident memory); per-stage wall times come from the node timestamps of
 ``benchmarks/timing_logging.yml``. The metrics are read from
 ``data/08_reporting/metrics.json`` that the run wrote. One JSON per run lands in
-``--out``; ``--summarise`` prints the Markdown tables of docs/benchmarks_real.md.
+``--out``, with ``class_balanced_retrain_val``: NeuronTune†'s retraining without the mask
+(an ablation this script computes from the run's cached embeddings). ``--summarise`` prints the Markdown tables of docs/benchmarks_real.md.
 
     python benchmarks/real_benchmarks.py --envs waterbirds_like tweets_negation \
         --val-correlations 0.5 0.95 --seeds 0 1 2 --out benchmarks/results/real
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("erm", "class_balanced_retrain", "neurontune", "neurontune_dagger")
 SEEDED = ("data_versioning.seed", "erm_training.seed", "neuron_identification.selection_split.seed",
           "neurontune_regulation.tuning.seed")
+#: NeuronTune†'s no-mask ablation, computed by this script from each run's cached embeddings.
+ABLATION = "class_balanced_retrain_val"
 NODE_LINE = re.compile(r"^(\S+) kedro\S* INFO (Running|Completed) node: ([A-Za-z0-9_]+)")
 
 
@@ -47,9 +50,35 @@ def run_one(env: str, correlation: float, seed: int, out: Path, kedro: str, thre
               "stage_wall_s": _stage_times(log)}
     if status == 0:
         metrics = json.loads((ROOT / "data" / "08_reporting" / "metrics.json").read_text())
-        result["metrics"] = {m: {split: metrics[m][split] for split in ("val", "test")} for m in METHODS if m in metrics}
+        metrics[ABLATION] = _validation_retrain_without_mask(env, seed)
+        result["metrics"] = {m: {split: metrics[m][split] for split in ("val", "test")} for m in (*METHODS, ABLATION)}
     (out / f"{env}_val{correlation}_seed{seed}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def _validation_retrain_without_mask(env: str, seed: int) -> dict:
+    """NeuronTune†'s ablation: the same class-balanced retraining on the same validation half, with no mask.
+
+    Not a pipeline method: it tells whether NeuronTune†'s gain comes from the mask or from
+    retraining on validation data. Reads the run's persisted outputs; no group labels
+    enter the retraining (evaluation alone reads them).
+    """
+    from kedro.config import OmegaConfigLoader
+
+    from neurontune.io.datasets import NpzDataset, ParquetTableDataset
+    from neurontune.pipelines.evaluation.nodes import compute_group_metrics, predict_with_heads
+    from neurontune.pipelines.neurontune_regulation.nodes import regulate_head
+    from neurontune.settings import CONFIG_LOADER_ARGS
+
+    tuning = OmegaConfigLoader(str(ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"]["neurontune_regulation"]["tuning"]
+    tuning["seed"] = seed
+    data = ROOT / "data"
+    cache = {split: NpzDataset(str(data / "04_feature" / f"embeddings_{split}.npz")).load() for split in ("train", "val", "test")}
+    head, _ = regulate_head(cache["train"], cache["val"], NpzDataset(str(data / "05_model_input" / "validation_split.npz")).load(),
+                            NpzDataset(str(data / "04_feature" / "erm_head.npz")).load(),
+                            {"tune_set": "val_ide", "use_mask": False}, tuning)
+    predictions = predict_with_heads(cache["train"], cache["val"], cache["test"], **{ABLATION: head})
+    return compute_group_metrics(predictions, ParquetTableDataset(str(data / "01_raw" / "metadata.parquet")).load())[ABLATION]
 
 
 def _resource_usage(path: Path) -> dict:
@@ -62,7 +91,6 @@ def _resource_usage(path: Path) -> dict:
 
 
 def _stage_times(log: Path) -> dict[str, float]:
-    sys.path.insert(0, str(ROOT / "src"))
     from neurontune.pipeline_registry import STAGES
 
     stage_of = {node.name: stage for stage, module in STAGES.items() for node in module.create_pipeline().nodes}
@@ -90,7 +118,7 @@ def summarise(out: Path) -> str:
             seeds = sorted(r["seed"] for r in chosen)
             lines += [f"\n### {env}, validation correlation {correlation} (seeds {seeds})\n",
                       "| method | test WGA | test mean acc | val WGA | neurons masked |", "|---|---|---|---|---|"]
-            for method in METHODS:
+            for method in (*METHODS, ABLATION):
                 def stat(split, key):
                     values = np.array([r["metrics"][method][split][key] for r in chosen])
                     return f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
@@ -115,13 +143,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real")
     parser.add_argument("--kedro", default=str(Path(sys.executable).with_name("kedro")))
     parser.add_argument("--threads", default="2", help="OMP_NUM_THREADS of each run (1 is faster on a shared, busy CPU)")
+    parser.add_argument("--resume", action="store_true", help="skip runs whose complete result is already in --out")
     parser.add_argument("--summarise", action="store_true", help="only print the tables of the runs in --out")
     arguments = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = arguments.threads  # also for the ablation computed in this process
+    sys.path.insert(0, str(ROOT / "src"))
     arguments.out.mkdir(parents=True, exist_ok=True)
     if not arguments.summarise:
         for correlation in arguments.val_correlations:
             for env in arguments.envs:
                 for seed in arguments.seeds:
+                    done = arguments.out / f"{env}_val{correlation}_seed{seed}.json"
+                    if arguments.resume and done.exists() and ABLATION in json.loads(done.read_text()).get("metrics", {}):
+                        continue
                     result = run_one(env, correlation, seed, arguments.out, arguments.kedro, arguments.threads)
                     print(env, correlation, seed, "rc", result["returncode"], f"{result['wall_s']:.0f} s", flush=True)
     print(summarise(arguments.out))
