@@ -12,11 +12,17 @@ from tqdm.auto import tqdm
 
 def iterate_batches(model: nn.Module, raw_inputs: np.ndarray, batch_size: int, device: torch.device,
                     order: np.ndarray | None = None, description: str | None = None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Yield ``(indices, model_input_on_device)``; only one batch is materialised at a time."""
-    order = np.arange(len(raw_inputs)) if order is None else order
-    starts = range(0, len(order), batch_size)
+    """Yield ``(indices, model_input_on_device)``; only one batch is materialised at a time.
+
+    Without ``order`` batches are contiguous slices (views, no copy of the raw inputs).
+    """
+    n_samples = len(raw_inputs) if order is None else len(order)
+    starts = range(0, n_samples, batch_size)
     for start in tqdm(starts, desc=description, leave=False, disable=description is None, unit="batch"):
-        indices = order[start : start + batch_size]
+        if order is None:
+            indices = slice(start, min(start + batch_size, n_samples))
+        else:
+            indices = order[start : start + batch_size]
         yield indices, model.preprocess(raw_inputs[indices]).to(device, non_blocking=True)
 
 
