@@ -2,9 +2,9 @@
 
 import os
 
-from neurontune.hooks import LineageHook
+from neurontune.hooks import LineageHook, NodeTimingHook
 
-HOOKS = (LineageHook(),)
+HOOKS = (LineageHook(), NodeTimingHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
