@@ -24,17 +24,45 @@ def summarise(metrics_path: Path, split: str = "test") -> str:
     return "\n".join(lines)
 
 
+def export_embeddings(output: Path, env: str | None = None, project_path: Path | None = None) -> dict:
+    """Load the run's caches, metadata and ERM head through the Kedro catalog and write one ``.npz``."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from neurontune.data.export import embedding_export
+    from neurontune.data.tables import SPLITS
+    from neurontune.io.datasets import NpzDataset
+
+    project_path = (project_path or Path.cwd()).resolve()
+    bootstrap_project(project_path)
+    with KedroSession.create(project_path=project_path, env=env) as session:
+        catalog = session.load_context().catalog
+        caches = {split: catalog.load(f"embeddings_{split}") for split in SPLITS}
+        arrays = embedding_export(caches, catalog.load("raw_metadata"), catalog.load("erm_head"))
+    NpzDataset(str(output)).save(arrays)
+    return arrays
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="neurontune", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     summary = commands.add_parser("summary", help="print the per-group accuracy table from metrics.json")
     summary.add_argument("metrics", nargs="?", default="data/08_reporting/metrics.json", type=Path)
     summary.add_argument("--split", default="test", choices=["train", "val", "test"])
+    export = commands.add_parser(
+        "export-embeddings",
+        help="write one .npz with x_/y_/g_{train,val,test} and the ERM head w0, b0 (run `kedro run` first)")
+    export.add_argument("--output", default="data/07_model_output/embeddings_export.npz", type=Path)
+    export.add_argument("--env", default=None, help="Kedro environment of the run to export (a benchmark)")
     arguments = parser.parse_args(argv)
     if arguments.command == "summary":
         if not arguments.metrics.exists():
             parser.error(f"{arguments.metrics} does not exist; run `kedro run` first.")
         print(summarise(arguments.metrics, arguments.split))
+    elif arguments.command == "export-embeddings":
+        arrays = export_embeddings(arguments.output, arguments.env)
+        shapes = ", ".join(f"{key} {value.shape}" for key, value in arrays.items() if key[0] in "xwb")
+        print(f"wrote {arguments.output}: {shapes}")
     return 0
 
 
