@@ -6,7 +6,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install clean-data
+.PHONY: run test install clean-data repro push pull status
 
 # Re-install only when the pins or the project metadata change.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -26,3 +26,10 @@ test: install
 
 clean-data:
 	find data -type f ! -name .gitkeep ! -name metrics.json -delete
+
+# DVC with the project's virtualenv on PATH (stages call `kedro run --pipelines NAME`).
+repro: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
+
+push pull status: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc $@

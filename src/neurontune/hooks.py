@@ -10,6 +10,7 @@ import json
 import logging
 import subprocess
 import time
+import warnings
 
 import mlflow
 from kedro.framework.hooks import hook_impl
@@ -42,9 +43,11 @@ class LineageHook:
             return
         manifest = outputs["dataset_manifest"]
         metadata = inputs["raw_metadata"]
-        dataset = mlflow.data.from_pandas(
-            metadata, source="data/01_raw/metadata.parquet", name=manifest["name"], digest=manifest["digest"][:32]
-        )
+        with warnings.catch_warnings():  # MLflow's schema inference warns about integer columns
+            warnings.simplefilter("ignore")
+            dataset = mlflow.data.from_pandas(
+                metadata, source="data/01_raw/metadata.parquet", name=manifest["name"], digest=manifest["digest"][:32]
+            )
         tags = {"digest_sha256": manifest["digest"], "origin": manifest["source"],
                 "group_counts": json.dumps(manifest["group_counts"], sort_keys=True)}
         mlflow.log_input(dataset, context="benchmark", tags=tags)

@@ -1,0 +1,49 @@
+"""Shared test fixtures: the project root, and a reduced (`--env ci`) kedro run in a temporary copy."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COPIED = ["conf", "notebooks", "pyproject.toml", ".telemetry", "dvc.yaml", ".dvcignore", "requirements.txt"]
+
+
+def project_environment(**extra) -> dict:
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", **extra}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def copy_project(destination: Path) -> Path:
+    """A fresh copy of the project's configuration with empty data layers (source code comes from the install)."""
+    for name in COPIED:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("local", ".ipynb_checkpoints"))
+        elif source.exists():
+            shutil.copy2(source, destination / name)
+    (destination / "conf" / "local").mkdir(exist_ok=True)
+    for layer in ("01_raw", "04_feature", "05_model_input", "06_models", "07_model_output", "08_reporting"):
+        (destination / "data" / layer).mkdir(parents=True, exist_ok=True)
+    return destination
+
+
+def kedro(project: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(BIN / "kedro"), *arguments], cwd=project, env=project_environment(),
+                            capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kedro {' '.join(arguments)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def ci_project(tmp_path_factory) -> Path:
+    """The whole DAG run once with `--env ci` in a temporary copy of the project."""
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    kedro(project, "run", "--env", "ci")
+    return project

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from neurontune.core import NeuronTune, group_report, head_predict, retrain_head
+from neurontune.core.groups import balanced_subset_indices
+from tests.core.conftest import SPURIOUS_NEURON
+
+RETRAIN = {"solver": "lbfgs", "weight_decay": 1e-3}
+
+
+def worst_group(planted, predictor):
+    test = planted["test"]
+    return group_report(test["y"], predictor(test["x"]), test["g"], 2, 4)["worst_group_accuracy"]
+
+
+def test_masking_and_retraining_lifts_worst_group_close_to_oracle(planted):
+    train, val = planted["train"], planted["val"]
+    erm = retrain_head(train["x"], train["y"], 2, **RETRAIN)
+    neurontune = NeuronTune(2, threshold=0.0, rule="any", **RETRAIN).fit(
+        val["x"], val["y"], head_predict(val["x"], erm), train["x"], train["y"], init=erm
+    )
+    balanced = balanced_subset_indices(val["g"], 4, np.random.default_rng(0))
+    oracle = retrain_head(val["x"][balanced], val["y"][balanced], 2, **RETRAIN)
+    erm_wga = worst_group(planted, lambda x: head_predict(x, erm))
+    oracle_wga = worst_group(planted, lambda x: head_predict(x, oracle))
+    neurontune_wga = worst_group(planted, neurontune.predict)
+    assert neurontune.mask_[SPURIOUS_NEURON]
+    assert erm_wga < oracle_wga - 0.1, "the planted shortcut must hurt ERM, or the test proves nothing"
+    assert neurontune_wga > oracle_wga - 0.05
+
+
+def test_no_mask_variant_suppresses_nothing(planted):
+    train, val = planted["train"], planted["val"]
+    model = NeuronTune(2, use_mask=False, **RETRAIN).fit(val["x"], val["y"], val["y"], train["x"], train["y"])
+    assert not model.mask_.any() and model.head_.n_suppressed == 0
+
+
+def test_rounds_only_add_neurons(planted):
+    train, val = planted["train"], planted["val"]
+    erm = retrain_head(train["x"], train["y"], 2, **RETRAIN)
+    arguments = (val["x"], val["y"], head_predict(val["x"], erm), train["x"], train["y"])
+    one = NeuronTune(2, rule="any", rounds=1, **RETRAIN).fit(*arguments)
+    two = NeuronTune(2, rule="any", rounds=2, **RETRAIN).fit(*arguments)
+    assert np.all(two.mask_[one.mask_])
+
+
+def test_mismatched_embedding_widths_are_rejected(planted):
+    val = planted["val"]
+    with pytest.raises(ValueError, match="embedding widths differ between splits"):
+        NeuronTune(2).fit(val["x"], val["y"], val["y"], val["x"][:, :3], val["y"])
+
+
+def test_predict_before_fit_is_an_error():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        NeuronTune(2).predict(np.ones((1, 2)))

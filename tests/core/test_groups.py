@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from neurontune.core.groups import (
+    balanced_sample_indices,
+    balanced_sample_weights,
+    balanced_subset_indices,
+    group_ids,
+    per_group_accuracy,
+)
+
+
+def test_group_ids_combine_class_and_attribute():
+    assert group_ids([0, 0, 1, 1], [0, 1, 0, 1], n_classes=2, n_attributes=2).tolist() == [0, 1, 2, 3]
+
+
+def test_balanced_weights_give_each_label_equal_mass():
+    weights = balanced_sample_weights([0, 0, 0, 1], 2)
+    np.testing.assert_allclose(weights, [2 / 3, 2 / 3, 2 / 3, 2.0])
+    assert weights[:3].sum() == pytest.approx(weights[3:].sum())
+
+
+def test_balanced_weights_ignore_absent_labels():
+    np.testing.assert_allclose(balanced_sample_weights([2, 2, 0], 3), [0.75, 0.75, 1.5])
+
+
+def test_balanced_sampling_is_roughly_even_and_seeded():
+    labels = np.array([0] * 90 + [1] * 10)
+    draw = balanced_sample_indices(labels, 2, 4000, np.random.default_rng(1))
+    assert abs(np.mean(labels[draw]) - 0.5) < 0.05
+    np.testing.assert_array_equal(draw, balanced_sample_indices(labels, 2, 4000, np.random.default_rng(1)))
+
+
+def test_balanced_subset_takes_the_rarest_count_per_label():
+    labels = np.array([0] * 5 + [1] * 2 + [3] * 3)
+    subset = balanced_subset_indices(labels, 4, np.random.default_rng(0))
+    assert np.bincount(labels[subset], minlength=4).tolist() == [2, 2, 0, 2]
+
+
+def test_per_group_accuracy_by_hand():
+    accuracy = per_group_accuracy([0, 0, 1, 1, 1], [0, 1, 1, 1, 0], [0, 0, 1, 1, 2], n_groups=4)
+    np.testing.assert_allclose(accuracy[:3], [0.5, 1.0, 0.0])
+    assert np.isnan(accuracy[3])
+
+
+def test_per_group_accuracy_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        per_group_accuracy([0, 1], [0], [0, 1], 2)
+
+
+def test_group_ids_reject_labels_out_of_range():
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 2\)"):
+        group_ids([0, 2], [0, 1], 2, 2)
