@@ -24,21 +24,24 @@ def summarise(metrics_path: Path, split: str = "test") -> str:
     return "\n".join(lines)
 
 
-def export_embeddings(output: Path, env: str | None = None, project_path: Path | None = None) -> dict:
-    """Load the run's caches, metadata and ERM head through the Kedro catalog and write one ``.npz``."""
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
+def export_embeddings(output: Path, env: str | None = None) -> dict:
+    """Load the run's caches, metadata and ERM head through the project's catalog and write one ``.npz``.
+
+    Reads the catalog configuration of the project in the working directory directly,
+    so exporting starts no Kedro session and no MLflow run.
+    """
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
 
     from neurontune.data.export import embedding_export
     from neurontune.data.tables import SPLITS
     from neurontune.io.datasets import NpzDataset
+    from neurontune.settings import CONFIG_LOADER_ARGS
 
-    project_path = (project_path or Path.cwd()).resolve()
-    bootstrap_project(project_path)
-    with KedroSession.create(project_path=project_path, env=env) as session:
-        catalog = session.load_context().catalog
-        caches = {split: catalog.load(f"embeddings_{split}") for split in SPLITS}
-        arrays = embedding_export(caches, catalog.load("raw_metadata"), catalog.load("erm_head"))
+    loader = OmegaConfigLoader(conf_source=str(Path.cwd() / "conf"), env=env, **CONFIG_LOADER_ARGS)
+    catalog = DataCatalog.from_config(loader["catalog"])
+    caches = {split: catalog.load(f"embeddings_{split}") for split in SPLITS}
+    arrays = embedding_export(caches, catalog.load("raw_metadata"), catalog.load("erm_head"))
     NpzDataset(str(output)).save(arrays)
     return arrays
 

@@ -20,7 +20,7 @@ def worst_group(head, split):
 def setting(planted):
     """ERM head fitted on the 95%-correlated training split, and the two validation halves."""
     train, val = planted["train"], planted["val"]
-    erm = retrain_head(train["x"], train["y"], 2, balance_classes=False, solver="lbfgs", weight_decay=1e-4)
+    erm = retrain_head(train["x"], train["y"], 2, balance_classes=False, solver="lbfgs", epochs=5, weight_decay=1e-4)
     half = len(val["y"]) // 2
     ide = {key: value[:half] for key, value in val.items()}
     sel = {key: value[half:] for key, value in val.items()}

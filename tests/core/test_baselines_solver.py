@@ -51,6 +51,6 @@ def test_upweighting_a_sample_changes_the_head(toy):
     x, y = toy
     weights = np.ones(len(y))
     weights[:5] = 100.0
-    plain = retrain_head(x, y, 2, solver="lbfgs", balance_classes=False)
-    weighted = retrain_head(x, y, 2, solver="lbfgs", balance_classes=False, sample_weight=weights)
+    plain = retrain_head(x, y, 2, solver="lbfgs", epochs=5, balance_classes=False)
+    weighted = retrain_head(x, y, 2, solver="lbfgs", epochs=5, balance_classes=False, sample_weight=weights)
     assert not np.allclose(plain.weight, weighted.weight)

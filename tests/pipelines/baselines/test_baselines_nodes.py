@@ -22,7 +22,7 @@ REDUCED = {
 
 
 @pytest.fixture(scope="module")
-def parameters():
+def baseline_parameters():
     params = base_parameters("baselines")
     for method, reduced in REDUCED.items():
         params["methods"][method].update(reduced)
@@ -31,13 +31,13 @@ def parameters():
 
 
 @pytest.fixture(scope="module")
-def fitted(tiny_run, parameters):
+def fitted(tiny_run, baseline_parameters):
     results = {}
     for method in BASELINES:
         labelled = LABELS_USED[method] != "none"
         results[method] = fit_baseline(
             method, tiny_run["embeddings_train"], tiny_run["embeddings_val"], tiny_run["validation_split"],
-            tiny_run["erm_head"], parameters["methods"][method], parameters["settings"],
+            tiny_run["erm_head"], baseline_parameters["methods"][method], baseline_parameters["settings"],
             raw_metadata=tiny_run["raw_metadata"] if labelled else None)
     return results
 
@@ -58,12 +58,12 @@ def test_group_labels_enter_only_the_labelled_baseline_nodes():
         assert "class_labels" not in node.inputs
 
 
-def test_miswired_group_labels_are_refused(tiny_run, parameters):
+def test_miswired_group_labels_are_refused(tiny_run, baseline_parameters):
     args = (tiny_run["embeddings_train"], tiny_run["embeddings_val"], tiny_run["validation_split"], tiny_run["erm_head"])
     with pytest.raises(ValueError, match="given the group labels"):
-        fit_baseline("afr", *args, parameters["methods"]["afr"], parameters["settings"], raw_metadata=tiny_run["raw_metadata"])
+        fit_baseline("afr", *args, baseline_parameters["methods"]["afr"], baseline_parameters["settings"], raw_metadata=tiny_run["raw_metadata"])
     with pytest.raises(ValueError, match="not given the group labels"):
-        fit_baseline("dfr", *args, parameters["methods"]["dfr"], parameters["settings"])
+        fit_baseline("dfr", *args, baseline_parameters["methods"]["dfr"], baseline_parameters["settings"])
 
 
 def test_default_dag_fits_baselines_before_evaluation_scores_them():
@@ -81,9 +81,9 @@ def test_labels_used_declaration_covers_every_evaluated_method():
         declare_labels_used({"mystery_method": {}})
 
 
-def test_the_tuning_set_option_is_checked(tiny_run, parameters):
-    options = {**parameters["methods"]["afr"], "tune_set": "test"}
+def test_the_tuning_set_option_is_checked(tiny_run, baseline_parameters):
+    options = {**baseline_parameters["methods"]["afr"], "tune_set": "test"}
     with pytest.raises(ValueError, match="tune_set"):
         fit_baseline("afr", tiny_run["embeddings_train"], tiny_run["embeddings_val"], tiny_run["validation_split"],
-                     tiny_run["erm_head"], options, parameters["settings"])
-    assert parameters["methods"]["afr"]["tune_set"] == "train"  # the node never mutates its parameters
+                     tiny_run["erm_head"], options, baseline_parameters["settings"])
+    assert baseline_parameters["methods"]["afr"]["tune_set"] == "train"  # the node never mutates its baseline_parameters
