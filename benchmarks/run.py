@@ -9,6 +9,7 @@ times from the ``timing.<node>_seconds`` metrics of :class:`neurontune.hooks.Nod
     python -m benchmarks.run --benchmarks colored_mnist,waterbirds_like --seeds 3
     python -m benchmarks.run --seed-list 0,7 --regimes correlated --params erm_training.epochs=2
     python -m benchmarks.run --report-only                     # re-render from results/runs.csv
+    python -m benchmarks.run --resume PARENT_RUN_ID            # keep finished child runs, run the rest
 
 Writes ``<output>/REPORT.md``, ``<output>/worst_group_accuracy.png`` and
 ``<output>/runs.csv`` (one row per method per run).
@@ -103,6 +104,7 @@ def run_one(client, experiment_id: str, parent_id: str, benchmark: str, regime: 
             client.set_terminated(run_id, "FAILED")
         tail = log_path.read_text().splitlines()[-15:]
         raise RuntimeError(f"{' '.join(command)} failed (exit {completed.returncode}); log {log_path}:\n" + "\n".join(tail))
+    client.update_run(run_id, name=f"{benchmark}-{regime}-seed{seed}")  # kedro-mlflow renames it after the pipeline
     return collect_run(client, tracking_uri, run_id, benchmark, regime, seed, wall)
 
 
@@ -133,6 +135,26 @@ def collect_run(client, tracking_uri: str, run_id: str, benchmark: str, regime: 
             "run_wall_seconds": wall_seconds, "run_id": run_id,
         })
     return rows
+
+
+def finished_children(client, tracking_uri: str, experiment_id: str, parent_id: str) -> tuple[dict, float]:
+    """Rows of the finished child runs of ``parent_id`` keyed by (benchmark, regime, seed), and their total wall time.
+
+    Children left RUNNING by an interrupted runner are marked KILLED.
+    """
+    children = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    done, elapsed = {}, 0.0
+    for child in children:
+        if child.info.status == "RUNNING":
+            client.set_terminated(child.info.run_id, "KILLED")
+        if child.info.status != "FINISHED":
+            continue
+        key = (child.data.tags["benchmark"], child.data.tags["regime"], int(child.data.tags["seed"]))
+        wall = (child.info.end_time - child.info.start_time) / 1000.0
+        done[key] = collect_run(client, tracking_uri, child.info.run_id, *key, wall)
+        elapsed += wall
+    logger.info("resuming parent %s: %d finished runs kept", parent_id, len(done))
+    return done, elapsed
 
 
 def _node_seconds(timings: dict[str, float], nodes) -> float:
@@ -167,6 +189,11 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
+def _planned(meta: dict) -> str:
+    planned = meta.get("planned_runs")
+    return f" (of {planned} planned)" if planned and planned != meta["n_runs"] else ""
+
+
 def _first_seen(column: pd.Series) -> pd.Series:
     """Sort key keeping benchmarks and regimes in the order they were run."""
     return column.map({value: rank for rank, value in enumerate(dict.fromkeys(column))})
@@ -185,7 +212,7 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
         "# NeuronTune beside its peers",
         "",
         f"Produced by `{meta['command']}` on {meta['finished']} (git `{meta['git_commit']}`, {meta['machine']}); "
-        f"{meta['n_runs']} runs in {meta['total_seconds'] / 60:.1f} min of wall time. "
+        f"{meta['n_runs']} runs{_planned(meta)} in {meta['total_seconds'] / 60:.1f} min of wall time. "
         f"MLflow parent run `{meta['parent_run_id']}` in experiment `{meta['experiment']}`.",
         "",
         f"Metrics are on the **{REPORT_SPLIT}** split, mean ± standard deviation over seeds (each seed changes the "
@@ -284,6 +311,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or <project>/mlflow.db")
     parser.add_argument("--experiment", default="neurontune-benchmarks")
     parser.add_argument("--report-only", action="store_true", help="re-render REPORT.md and the plot from runs.csv")
+    parser.add_argument("--resume", default=None, metavar="PARENT_RUN_ID",
+                        help="continue an interrupted report: finished child runs of this parent are read back, not rerun")
     arguments = parser.parse_args(argv)
     unknown = sorted(set(arguments.regimes.split(",")) - set(REGIMES))
     if unknown:
@@ -309,35 +338,44 @@ def main(argv: list[str] | None = None) -> int:
     seeds = ([int(s) for s in arguments.seed_list.split(",")] if arguments.seed_list else list(range(arguments.seeds)))
     benchmarks, regimes = arguments.benchmarks.split(","), arguments.regimes.split(",")
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
-    parent = client.create_run(experiment_id, run_name=f"benchmarks-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
-                               tags={"benchmarks": ",".join(benchmarks), "regimes": ",".join(regimes),
-                                     "seeds": ",".join(map(str, seeds)), "command": command})
+    if arguments.resume:
+        parent = client.get_run(arguments.resume)
+        done, elapsed = finished_children(client, tracking_uri, experiment_id, parent.info.run_id)
+    else:
+        parent = client.create_run(experiment_id, run_name=f"benchmarks-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
+                                   tags={"benchmarks": ",".join(benchmarks), "regimes": ",".join(regimes),
+                                         "seeds": ",".join(map(str, seeds)), "command": command})
+        done, elapsed = {}, 0.0
     log_dir = project_path / "data" / "08_reporting" / "benchmark_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    rows, failures, started = [], [], time.perf_counter()
-    for benchmark in benchmarks:
-        for regime in regimes:
-            for seed in seeds:
-                logger.info("running %s / %s / seed %d", benchmark, regime, seed)
-                try:
-                    rows += run_one(client, experiment_id, parent.info.run_id, benchmark, regime, seed,
-                                    extra_params=arguments.params, project_path=project_path,
-                                    tracking_uri=tracking_uri, experiment=arguments.experiment, log_dir=log_dir)
-                except RuntimeError as error:
-                    logger.error("%s", error)
-                    failures.append(f"{benchmark} / {regime} / seed {seed}: {str(error).splitlines()[0]}")
-    meta = {
-        "command": command, "finished": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
-        "git_commit": _git_commit(project_path), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-        "n_runs": len({row["run_id"] for row in rows}), "total_seconds": time.perf_counter() - started,
-        "parent_run_id": parent.info.run_id, "experiment": arguments.experiment, "failures": failures,
-        "extra_params": arguments.params,
-    }
+    rows, failures, started = [], [], time.perf_counter() - elapsed
+    # seed-major order: an interrupted report still covers every regime evenly
+    plan = [(benchmark, regime, seed) for benchmark in benchmarks for seed in seeds for regime in regimes]
+    for benchmark, regime, seed in plan:
+        if (benchmark, regime, seed) in done:
+            rows += done[(benchmark, regime, seed)]
+            continue
+        logger.info("running %s / %s / seed %d", benchmark, regime, seed)
+        try:
+            rows += run_one(client, experiment_id, parent.info.run_id, benchmark, regime, seed,
+                            extra_params=arguments.params, project_path=project_path,
+                            tracking_uri=tracking_uri, experiment=arguments.experiment, log_dir=log_dir)
+        except RuntimeError as error:
+            logger.error("%s", error)
+            failures.append(f"{benchmark} / {regime} / seed {seed}: {str(error).splitlines()[0]}")
+        meta = {
+            "command": command, "finished": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
+            "git_commit": _git_commit(project_path), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "n_runs": len({row["run_id"] for row in rows}), "total_seconds": time.perf_counter() - started,
+            "parent_run_id": parent.info.run_id, "experiment": arguments.experiment, "failures": failures,
+            "extra_params": arguments.params, "planned_runs": len(plan),
+        }
+        if rows:  # the report is rewritten after every run, so an interrupted benchmark is still reported
+            report = write_outputs(pd.DataFrame(rows), meta, arguments.output)
     if not rows:
         client.set_terminated(parent.info.run_id, "FAILED")
         logger.error("no run completed; nothing to report.")
         return 1
-    report = write_outputs(pd.DataFrame(rows), meta, arguments.output)
     for path in (report, arguments.output / "worst_group_accuracy.png", arguments.output / "runs.csv"):
         client.log_artifact(parent.info.run_id, str(path), artifact_path="benchmark_report")
     client.set_terminated(parent.info.run_id, "FINISHED" if not failures else "FAILED")
