@@ -259,14 +259,18 @@ def plot_worst_group_accuracy(rows: pd.DataFrame):
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False, sharey=True)
     for axis, ((benchmark, regime), table) in zip(axes[0], panels):
         positions = np.arange(len(table))
-        axis.bar(positions, table["wga_mean"], yerr=table["wga_std"].fillna(0), capsize=3,
-                 color=[colours.get(kind, "grey") for kind in table["labels_used"]])
+        bars = axis.bar(positions, table["wga_mean"], yerr=table["wga_std"].fillna(0), capsize=3,
+                        color=[colours.get(kind, "grey") for kind in table["labels_used"]],
+                        hatch=["//" if method.startswith("neurontune") else "" for method in table["method"]])
+        axis.bar_label(bars, labels=[f"{value:.2f}" for value in table["wga_mean"]], fontsize=7, padding=2)
         axis.set_xticks(positions, table["method"], rotation=45, ha="right", fontsize=8)
-        axis.set(title=f"{benchmark}, {regime} validation", ylim=(0, 1.0))
+        axis.set(title=f"{benchmark}, {regime} validation", ylim=(0, 1.08))
         axis.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel(f"worst-group accuracy ({REPORT_SPLIT})")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()]
-    axes[0][-1].legend(handles, [f"labels used: {kind}" for kind in colours], fontsize=8, loc="lower right")
+    handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="//"))
+    figure.legend(handles, [f"labels used: {kind}" for kind in colours] + ["NeuronTune variants"], fontsize=8,
+                  loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.06))
     figure.tight_layout()
     return figure
 
