@@ -121,6 +121,7 @@ def collect_run(client, tracking_uri: str, run_id: str, benchmark: str, regime: 
             tracking_uri=tracking_uri)).read_text())
     timings = {name[len("timing."):-len("_seconds")]: value
                for name, value in client.get_run(run_id).data.metrics.items() if name.startswith("timing.")}
+    stages = {f"stage_{stage}_seconds": _node_seconds(timings, nodes) for stage, nodes in stage_nodes().items()}
     rows = []
     for method, splits in metrics.items():
         test = splits[REPORT_SPLIT]
@@ -132,7 +133,7 @@ def collect_run(client, tracking_uri: str, run_id: str, benchmark: str, regime: 
             "method_seconds": _node_seconds(timings, METHOD_NODES.get(method, ())),
             "erm_seconds": _node_seconds(timings, METHOD_NODES["erm"]),
             "neurontune_seconds": _node_seconds(timings, METHOD_NODES[REFERENCE_METHOD]),
-            "run_wall_seconds": wall_seconds, "run_id": run_id,
+            "run_wall_seconds": wall_seconds, "run_id": run_id, **stages,
         })
     return rows
 
@@ -155,6 +156,13 @@ def finished_children(client, tracking_uri: str, experiment_id: str, parent_id: 
         elapsed += wall
     logger.info("resuming parent %s: %d finished runs kept", parent_id, len(done))
     return done, elapsed
+
+
+def stage_nodes() -> dict[str, tuple[str, ...]]:
+    """Node names of every pipeline stage of the project's DAG, in execution order."""
+    from neurontune.pipeline_registry import STAGES
+
+    return {name: tuple(node.name for node in module.create_pipeline().nodes) for name, module in STAGES.items()}
 
 
 def _node_seconds(timings: dict[str, float], nodes) -> float:
@@ -240,6 +248,15 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
         lines += ["", f"Seeds: {int(table['n_seeds'].max())}. ERM training {reference.erm_seconds:.1f} s; NeuronTune "
                   f"identification + regulation {reference.neurontune_seconds:.2f} s = "
                   f"{_pm(reference.neurontune_to_erm, reference.neurontune_to_erm_std, 3)} × ERM training (per-run ratio).", ""]
+    stage_columns = [column for column in rows.columns if column.startswith("stage_")]
+    if stage_columns:
+        per_run = rows.drop_duplicates("run_id").groupby(["benchmark", "regime"], sort=False)[stage_columns].mean()
+        lines += ["## Wall time per pipeline stage (s, mean over runs)", "",
+                  "| benchmark | regime | " + " | ".join(c[len("stage_"):-len("_seconds")] for c in stage_columns) + " |",
+                  "|---|---|" + "---|" * len(stage_columns)]
+        for (benchmark, regime), values in per_run.iterrows():
+            lines.append(f"| {benchmark} | {regime} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
+        lines.append("")
     if meta.get("failures"):
         lines += ["## Runs that did not complete", ""] + [f"- {failure}" for failure in meta["failures"]] + [""]
     lines += ["## Per-seed results", "", "`runs.csv` beside this report holds every run's numbers and MLflow run id.", ""]

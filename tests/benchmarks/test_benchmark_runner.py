@@ -40,7 +40,7 @@ def rows():
                           "labels_used": labels, "worst_group_accuracy": wga + 0.1 * seed, "mean_accuracy": 0.9,
                           "worst_class_accuracy": 0.85, "method_seconds": seconds * scale,
                           "erm_seconds": 10.0 * scale, "neurontune_seconds": 2.0 * scale,
-                          "run_wall_seconds": 60.0, "run_id": f"run{seed}"})
+                          "run_wall_seconds": 60.0, "run_id": f"run{seed}", "stage_erm_training_seconds": 10.0 * scale})
     return pd.DataFrame(table)
 
 
@@ -62,6 +62,8 @@ def test_report_has_one_table_row_per_method_and_the_timing_line(rows):
     assert "| dfr | val_groups | 0.950 ± 0.071 |" in report
     assert "= 0.200 ± 0.000 × ERM training" in report
     assert "x / y: boom" in report
+    assert "| benchmark | regime | erm_training |" in report
+    assert "| colored_mnist | balanced | 15.0 |" in report  # stage time: mean over runs, not over method rows
 
 
 def test_plot_has_one_panel_per_benchmark_and_regime(rows):
