@@ -129,7 +129,7 @@ def collect_run(client, tracking_uri: str, run_id: str, benchmark: str, regime: 
             "benchmark": benchmark, "regime": regime, "seed": seed, "method": method,
             "labels_used": labels.get(method, "unknown"),
             "worst_group_accuracy": test["worst_group_accuracy"], "mean_accuracy": test["mean_accuracy"],
-            "worst_class_accuracy": test["worst_class_accuracy"],
+            "worst_class_accuracy": test["worst_class_accuracy"], "n_masked": test.get("n_masked", 0),
             "method_seconds": _node_seconds(timings, METHOD_NODES.get(method, ())),
             "erm_seconds": _node_seconds(timings, METHOD_NODES["erm"]),
             "neurontune_seconds": _node_seconds(timings, METHOD_NODES[REFERENCE_METHOD]),
@@ -189,6 +189,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
         wga_mean=("worst_group_accuracy", "mean"), wga_std=("worst_group_accuracy", "std"),
         mean_accuracy=("mean_accuracy", "mean"), mean_accuracy_std=("mean_accuracy", "std"),
         worst_class_accuracy=("worst_class_accuracy", "mean"), worst_class_std=("worst_class_accuracy", "std"),
+        n_masked=("n_masked", "mean"),
         seconds=("method_seconds", "mean"), ratio_to_neurontune=("ratio_to_neurontune", "mean"),
         ratio_std=("ratio_to_neurontune", "std"), neurontune_to_erm=("neurontune_to_erm", "mean"),
         neurontune_to_erm_std=("neurontune_to_erm", "std"), erm_seconds=("erm_seconds", "mean"),
@@ -227,7 +228,7 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
         "data sample, ERM training, the validation halves and every method's retraining). WGA = worst-group "
         "accuracy; mean acc. = plain accuracy over test samples; worst-class = lowest per-class accuracy. "
         "*Labels used*: `none` = class labels only, `val_groups` = validation group labels. "
-        "*Time* = wall time of the method's own nodes (NeuronTune: neuron scoring + mask selection + the "
+        "*Neurons masked* = mean number of suppressed embedding neurons (NeuronTune only). *Time* = wall time of the method's own nodes (NeuronTune: neuron scoring + mask selection + the "
         "regulation grid search; ERM: training the network), measured by the node-timing hook in the same run; "
         "*× NeuronTune* = that time divided by NeuronTune's in the same run, averaged over runs. The machine is "
         "shared, so times carry noise of a few tens of percent.",
@@ -237,13 +238,13 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
     ]
     for (benchmark, regime), table in summary.groupby(["benchmark", "regime"], sort=False):
         lines += [f"## {benchmark} — {regime} validation ({REGIME_PARAMETER} = {REGIMES.get(regime, '?')})", ""]
-        lines += ["| method | labels used | WGA | mean acc. | worst-class acc. | time (s) | × NeuronTune |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["| method | labels used | WGA | mean acc. | worst-class acc. | neurons masked | time (s) | × NeuronTune |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in table.itertuples():
             lines.append(
                 f"| {row.method} | {row.labels_used} | {_pm(row.wga_mean, row.wga_std)} | "
                 f"{_pm(row.mean_accuracy, row.mean_accuracy_std)} | {_pm(row.worst_class_accuracy, row.worst_class_std)} | "
-                f"{row.seconds:.2f} | {_pm(row.ratio_to_neurontune, row.ratio_std, 2)} |")
+                f"{row.n_masked:.1f} | {row.seconds:.2f} | {_pm(row.ratio_to_neurontune, row.ratio_std, 2)} |")
         reference = table.iloc[0]
         lines += ["", f"Seeds: {int(table['n_seeds'].max())}. ERM training {reference.erm_seconds:.1f} s; NeuronTune "
                   f"identification + regulation {reference.neurontune_seconds:.2f} s = "

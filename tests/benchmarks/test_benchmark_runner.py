@@ -38,7 +38,7 @@ def rows():
                                              ("dfr", 0.9, 1.0, "val_groups")):
             table.append({"benchmark": "colored_mnist", "regime": "balanced", "seed": seed, "method": method,
                           "labels_used": labels, "worst_group_accuracy": wga + 0.1 * seed, "mean_accuracy": 0.9,
-                          "worst_class_accuracy": 0.85, "method_seconds": seconds * scale,
+                          "worst_class_accuracy": 0.85, "n_masked": 0, "method_seconds": seconds * scale,
                           "erm_seconds": 10.0 * scale, "neurontune_seconds": 2.0 * scale,
                           "run_wall_seconds": 60.0, "run_id": f"run{seed}", "stage_erm_training_seconds": 10.0 * scale})
     return pd.DataFrame(table)
@@ -59,7 +59,7 @@ def test_report_has_one_table_row_per_method_and_the_timing_line(rows):
             "n_runs": 2, "total_seconds": 120.0, "parent_run_id": "p", "experiment": "e", "failures": ["x / y: boom"]}
     report = runner.render_report(rows, meta, "plot.png")
     assert "## colored_mnist — balanced validation" in report
-    assert "| dfr | val_groups | 0.950 ± 0.071 |" in report
+    assert "| dfr | val_groups | 0.950 ± 0.071 | 0.900 ± 0.000 | 0.850 ± 0.000 | 0.0 | 1.50 |" in report
     assert "= 0.200 ± 0.000 × ERM training" in report
     assert "x / y: boom" in report
     assert "| benchmark | regime | erm_training |" in report
