@@ -362,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
     if arguments.resume:
         parent = client.get_run(arguments.resume)
+        command = f"{parent.data.tags.get('command', '?')}` resumed by `{command}"
         done, elapsed = finished_children(client, tracking_uri, experiment_id, parent.info.run_id)
     else:
         parent = client.create_run(experiment_id, run_name=f"benchmarks-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
