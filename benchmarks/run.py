@@ -221,7 +221,7 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
         "# NeuronTune beside its peers",
         "",
         f"Produced by `{meta['command']}` on {meta['finished']} (git `{meta['git_commit']}`, {meta['machine']}); "
-        f"{meta['n_runs']} runs{_planned(meta)} in {meta['total_seconds'] / 60:.1f} min of wall time. "
+        f"{meta['n_runs']} runs{_planned(meta)}, {meta['total_seconds'] / 60:.1f} min of wall time in all. "
         f"MLflow parent run `{meta['parent_run_id']}` in experiment `{meta['experiment']}`.",
         "",
         f"Metrics are on the **{REPORT_SPLIT}** split, mean ± standard deviation over seeds (each seed changes the "
@@ -231,7 +231,7 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
         "*Neurons masked* = mean number of suppressed embedding neurons (NeuronTune only). *Time* = wall time of the method's own nodes (NeuronTune: neuron scoring + mask selection + the "
         "regulation grid search; ERM: training the network), measured by the node-timing hook in the same run; "
         "*× NeuronTune* = that time divided by NeuronTune's in the same run, averaged over runs. The machine is "
-        "shared, so times carry noise of a few tens of percent.",
+        "shared with other jobs, so times are noisy: read the ± on the ratios.",
         "",
         f"![worst-group accuracy per method]({plot_name})",
         "",
@@ -372,6 +372,16 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = project_path / "data" / "08_reporting" / "benchmark_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     rows, failures, started = [], [], time.perf_counter() - elapsed
+
+    def describe() -> dict:
+        return {
+            "command": command, "finished": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
+            "git_commit": _git_commit(project_path), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "n_runs": len({row["run_id"] for row in rows}), "total_seconds": time.perf_counter() - started,
+            "parent_run_id": parent.info.run_id, "experiment": arguments.experiment, "failures": failures,
+            "extra_params": arguments.params, "planned_runs": len(plan),
+        }
+
     # seed-major order: an interrupted report still covers every regime evenly
     plan = [(benchmark, regime, seed) for benchmark in benchmarks for seed in seeds for regime in regimes]
     for benchmark, regime, seed in plan:
@@ -386,19 +396,14 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as error:
             logger.error("%s", error)
             failures.append(f"{benchmark} / {regime} / seed {seed}: {str(error).splitlines()[0]}")
-        meta = {
-            "command": command, "finished": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
-            "git_commit": _git_commit(project_path), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-            "n_runs": len({row["run_id"] for row in rows}), "total_seconds": time.perf_counter() - started,
-            "parent_run_id": parent.info.run_id, "experiment": arguments.experiment, "failures": failures,
-            "extra_params": arguments.params, "planned_runs": len(plan),
-        }
         if rows:  # the report is rewritten after every run, so an interrupted benchmark is still reported
-            report = write_outputs(pd.DataFrame(rows), meta, arguments.output)
+            write_outputs(pd.DataFrame(rows), describe(), arguments.output)
     if not rows:
         client.set_terminated(parent.info.run_id, "FAILED")
         logger.error("no run completed; nothing to report.")
         return 1
+    meta = describe()
+    report = write_outputs(pd.DataFrame(rows), meta, arguments.output)
     for path in (report, arguments.output / "worst_group_accuracy.png", arguments.output / "runs.csv"):
         client.log_artifact(parent.info.run_id, str(path), artifact_path="benchmark_report")
     client.set_terminated(parent.info.run_id, "FINISHED" if not failures else "FAILED")
