@@ -72,7 +72,7 @@ def test_plot_has_one_panel_per_benchmark_and_regime(rows):
     assert len(figure.axes) == 2
 
 
-@pytest.mark.slow  # ~50 s on two idle cores: one real kedro run; the pieces above are covered fast
+@pytest.mark.slow  # one real kedro run: ~50 s on idle cores, 3 min on a loaded machine; pieces above are fast
 def test_one_tiny_seed_end_to_end(tmp_path):
     project = tmp_path / "project"
     for name in ("conf", "src"):
