@@ -10,7 +10,7 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COPIED = ["conf", "notebooks", "pyproject.toml", ".telemetry", "dvc.yaml", ".dvcignore", "requirements.txt"]
+COPIED = ["conf", "notebooks", "src", "pyproject.toml", ".telemetry", "dvc.yaml", ".dvcignore", "requirements.txt"]
 
 
 def project_environment(**extra) -> dict:
@@ -20,11 +20,11 @@ def project_environment(**extra) -> dict:
 
 
 def copy_project(destination: Path) -> Path:
-    """A fresh copy of the project's configuration with empty data layers (source code comes from the install)."""
+    """A fresh copy of the project (code, configuration, notebooks) with empty data layers."""
     for name in COPIED:
         source = PROJECT_ROOT / name
         if source.is_dir():
-            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("local", ".ipynb_checkpoints"))
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("local", ".ipynb_checkpoints", "__pycache__", "*.egg-info"))
         elif source.exists():
             shutil.copy2(source, destination / name)
     (destination / "conf" / "local").mkdir(exist_ok=True)

@@ -15,6 +15,8 @@ import warnings
 import mlflow
 from kedro.framework.hooks import hook_impl
 
+from neurontune.models.predictor import checkpoint_digest
+
 logger = logging.getLogger(__name__)
 
 
@@ -39,6 +41,9 @@ class LineageHook:
 
     @hook_impl
     def after_node_run(self, node, catalog, inputs, outputs) -> None:
+        if "erm_model" in outputs and mlflow.active_run() is not None:
+            # lets `neurontune lineage` find the run that trained a registered model's backbone
+            mlflow.set_tag("erm_checkpoint_digest", checkpoint_digest(outputs["erm_model"]))
         if "dataset_manifest" not in outputs or mlflow.active_run() is None:
             return
         manifest = outputs["dataset_manifest"]

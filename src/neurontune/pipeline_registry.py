@@ -10,6 +10,7 @@ from neurontune.pipelines import (
     embedding_caching,
     erm_training,
     evaluation,
+    model_promotion,
     neuron_identification,
     neurontune_regulation,
 )
@@ -23,6 +24,7 @@ STAGES = {
     "neurontune_regulation": neurontune_regulation,
     "baselines": baselines,
     "evaluation": evaluation,
+    "model_promotion": model_promotion,
 }
 
 

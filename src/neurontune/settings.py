@@ -1,17 +1,30 @@
 """Kedro project settings."""
 
 import os
+from pathlib import Path
+
+from kedro.utils import find_kedro_project
 
 from neurontune.hooks import LineageHook, NodeTimingHook
 
 HOOKS = (LineageHook(), NodeTimingHook())
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in the project root (wherever kedro is started from)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    root = find_kedro_project(Path.cwd()) or Path.cwd()
+    return f"sqlite:///{(root / 'mlflow.db').as_posix()}"
+
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     # an environment (a benchmark, or the reduced `ci` config) overrides only the keys it names
     "merge_strategy": {"parameters": "soft"},
-    # ``${env:NAME,default}`` in any config file: lets MLFLOW_TRACKING_URI override
-    # the embedded SQLite store with no change to conf/.
-    "custom_resolvers": {"env": lambda name, default=None: os.environ.get(name, default)},
+    "custom_resolvers": {
+        "env": lambda name, default=None: os.environ.get(name, default),
+        "tracking_uri": tracking_uri,
+    },
 }

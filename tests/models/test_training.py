@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from neurontune.models.training import train_erm
@@ -33,3 +34,10 @@ def test_checkpoint_is_the_best_validation_epoch():
     with torch.inference_mode():
         accuracy = float((model(model.preprocess(images)).argmax(1).numpy() == y).mean())
     assert accuracy == max(row["val_accuracy"] for row in history)
+
+
+def test_non_finite_loss_stops_with_a_clear_error():
+    images, y = data(2)
+    with pytest.raises(FloatingPointError, match=r"ERM loss became (nan|inf) in epoch 1; lower erm_training.learning_rate"):
+        train_erm(CONFIG, images, y, images, y, epochs=1, learning_rate=1e30, weight_decay=0.0,
+                  batch_size=16, seed=0, device=torch.device("cpu"))

@@ -58,6 +58,11 @@ def train_erm(
             target = labels[indices].to(device)
             logits = model(batch)
             loss = nn.functional.cross_entropy(logits, target)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"ERM loss became {loss.item()} in epoch {epoch}; lower erm_training.learning_rate "
+                    "or check the inputs for NaN/inf values."
+                )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -1,0 +1,91 @@
+"""Wall time per pipeline, and embedding throughput of embedding_caching against a bare inference loop.
+
+Usage (from the project root, after `make run`)::
+
+    .venv/bin/python benchmarks/pipeline_timing.py [--env ENV] [--repeats 3]
+
+The machine is shared and noisy, so speed is reported as ratios measured in one run,
+never as absolute limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neurontune.data.tables import CLASS_LABEL_COLUMNS
+from neurontune.io.datasets import NpzDataset, ParquetTableDataset, TorchCheckpointDataset
+from neurontune.models.backbones import model_from_checkpoint
+from neurontune.pipelines.embedding_caching.nodes import cache_embeddings
+from neurontune.pipeline_registry import STAGES
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def time_pipelines(env: str) -> dict[str, float]:
+    kedro = Path(sys.executable).parent / "kedro"
+    environment = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    times = {}
+    for name in STAGES:
+        start = time.perf_counter()
+        subprocess.run([str(kedro), "run", "--env", env, "--pipelines", name], cwd=PROJECT, env=environment,
+                       check=True, capture_output=True)
+        times[name] = time.perf_counter() - start
+    return times
+
+
+def bare_loop(model, inputs: np.ndarray, batch_size: int) -> None:
+    with torch.inference_mode():
+        for start in range(0, len(inputs), batch_size):
+            batch = torch.from_numpy(inputs[start : start + batch_size]).float().div_(255.0)
+            model.head(model.embed(batch))
+
+
+def embedding_throughput(batch_size: int, repeats: int) -> tuple[float, float, int]:
+    inputs = NpzDataset(str(PROJECT / "data/01_raw/inputs.npz")).load()
+    labels = ParquetTableDataset(str(PROJECT / "data/01_raw/metadata.parquet"), list(CLASS_LABEL_COLUMNS)).load()
+    checkpoint = TorchCheckpointDataset(str(PROJECT / "data/06_models/erm_model.pt")).load()
+    model = model_from_checkpoint(checkpoint)
+    n = len(labels)
+    node_times, bare_times = [], []
+    for _ in range(repeats):  # interleaved so both see the same machine load
+        start = time.perf_counter()
+        cache_embeddings(inputs, labels, checkpoint, {"device": "cpu", "batch_size": batch_size})
+        node_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        bare_loop(model, inputs["inputs"], batch_size)
+        bare_times.append(time.perf_counter() - start)
+    return n / statistics.median(node_times), n / statistics.median(bare_times), n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="base")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--skip-pipelines", action="store_true")
+    arguments = parser.parse_args()
+    if not arguments.skip_pipelines:
+        times = time_pipelines(arguments.env)
+        total = sum(times.values())
+        print(pd.DataFrame({"seconds": times, "share of total": {k: v / total for k, v in times.items()}}).round(3))
+        print(f"total {total:.1f} s (each includes ~kedro start-up; ERM training is the reference)")
+        if "erm_training" in times:
+            nt = times["neuron_identification"] + times["neurontune_regulation"]
+            print(f"identification + regulation / ERM training = {nt / times['erm_training']:.2f}")
+    node, bare, n = embedding_throughput(arguments.batch_size, arguments.repeats)
+    print(f"embedding_caching: {node:.0f} samples/s; bare inference_mode loop: {bare:.0f} samples/s; "
+          f"ratio {node / bare:.2f} ({n} samples, batch {arguments.batch_size}, median of {arguments.repeats})")
+
+
+if __name__ == "__main__":
+    main()

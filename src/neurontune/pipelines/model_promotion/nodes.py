@@ -1,0 +1,73 @@
+"""Package the debiased model, decide on its promotion, enforce the gate. No MLflow here:
+registration and the alias moves happen in the catalog's registry datasets."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from neurontune.models.predictor import checkpoint_digest
+from neurontune.tracking.promotion import REFUSED, Candidate, PromotionRefused, decide_promotion
+
+logger = logging.getLogger(__name__)
+
+
+def package_debiased_model(
+    erm_model: dict, raw_inputs: dict[str, np.ndarray], metrics: dict, dataset_manifest: dict, benchmark: str,
+    packaging: dict, **heads: dict,
+) -> dict:
+    """Everything the registered model needs: backbone checkpoint, the chosen method's head, an input
+    example, its evaluation numbers and lineage digests."""
+    method = packaging["method"]
+    if f"{method}_head" not in heads or method not in metrics:
+        raise ValueError(f"model_promotion.packaging.method must be an evaluated method {sorted(metrics)}; got {method!r}.")
+    if erm_model.get("data_digest") not in (None, dataset_manifest["digest"]):
+        logger.warning("the ERM checkpoint was trained on data %s, but evaluation used %s",
+                       erm_model["data_digest"][:12], dataset_manifest["digest"][:12])
+    return {
+        "registered_model_name": packaging["registered_model_name"].format(benchmark=benchmark),
+        "benchmark": benchmark,
+        "method": method,
+        "checkpoint": erm_model,
+        "head": heads[f"{method}_head"],
+        "input_example": raw_inputs["inputs"][: packaging["input_example_size"]],
+        "evaluation": metrics[method],
+        "data_digest": dataset_manifest["digest"],
+        "erm_checkpoint_digest": checkpoint_digest(erm_model),
+        "requirements": packaging["requirements"],
+        "serving": packaging["serving"],
+    }
+
+
+def decide_on_challenger(debiased_model: dict, gate: dict) -> dict:
+    """Compare the challenger with the champion on ``gate["split"]``; return the decision with both versions."""
+    split = gate["split"]
+    decision = decide_promotion(
+        _candidate(debiased_model["challenger"], split),
+        None if debiased_model["champion"] is None else _candidate(debiased_model["champion"], split),
+        min_delta=gate["min_delta"],
+        max_mean_acc_drop=gate["max_mean_acc_drop"],
+        require_same_data=gate["require_same_data"],
+    )
+    logger.info("promotion gate on %s: %s — %s", split, decision.status, decision.reason)
+    return {"registered_model_name": debiased_model["registered_model_name"], "split": split, **decision.to_dict()}
+
+
+def enforce_promotion_gate(promotion_decision: dict, fail_on_refusal: bool) -> None:
+    """Fail the run when the challenger was refused and ``fail_on_refusal`` is set (CI/CD gating)."""
+    if promotion_decision["status"] == REFUSED and fail_on_refusal:
+        raise PromotionRefused(
+            f"{promotion_decision['registered_model_name']} v{promotion_decision['challenger_version']} was refused "
+            f"promotion: {promotion_decision['reason']}."
+        )
+
+
+def _candidate(record: dict, split: str) -> Candidate:
+    numbers = record["metrics"].get(split, {})
+    return Candidate(
+        version=int(record["version"]),
+        worst_group_accuracy=numbers.get("worst_group_accuracy", float("nan")),
+        mean_accuracy=numbers.get("mean_accuracy", float("nan")),
+        data_digest=record.get("data_digest"),
+    )

@@ -1,0 +1,84 @@
+"""model_promotion nodes on literal inputs (the registry itself is exercised in tests/tracking)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neurontune.models.backbones import build_model
+from neurontune.pipelines.model_promotion.nodes import (
+    decide_on_challenger,
+    enforce_promotion_gate,
+    package_debiased_model,
+)
+from neurontune.pipelines.model_promotion.pipeline import create_pipeline
+from neurontune.tracking.promotion import PromotionRefused
+
+GATE = {"split": "test", "min_delta": 0.01, "max_mean_acc_drop": 0.01, "require_same_data": True, "fail_on_refusal": False}
+PACKAGING = {"method": "neurontune", "registered_model_name": "neurontune-{benchmark}", "input_example_size": 2,
+             "requirements": ["numpy"], "serving": {"device": "cpu"}}
+
+
+def record(version, wga, mean, digest="d"):
+    return {"version": str(version), "data_digest": digest,
+            "metrics": {"test": {"worst_group_accuracy": wga, "mean_accuracy": mean}}}
+
+
+def test_package_collects_the_chosen_head_and_lineage():
+    torch.manual_seed(0)
+    model = build_model({"architecture": "small_cnn", "n_classes": 2, "in_channels": 3, "embedding_dim": 4, "width": 2})
+    checkpoint = {"config": model.config, "state_dict": model.state_dict(), "data_digest": "abc"}
+    heads = {"neurontune_head": {"weight": np.ones((2, 4))}, "erm_head": {"weight": np.zeros((2, 4))}}
+    metrics = {"neurontune": {"test": {"worst_group_accuracy": 0.7}}, "erm": {}}
+    bundle = package_debiased_model(checkpoint, {"inputs": np.zeros((10, 3, 8, 8), np.uint8)}, metrics,
+                                    {"digest": "abc"}, "colored_mnist", PACKAGING, **heads)
+    assert bundle["registered_model_name"] == "neurontune-colored_mnist"
+    assert bundle["head"] is heads["neurontune_head"]
+    assert bundle["input_example"].shape == (2, 3, 8, 8)
+    assert bundle["evaluation"] == metrics["neurontune"] and bundle["data_digest"] == "abc"
+    with pytest.raises(ValueError, match="must be an evaluated method"):
+        package_debiased_model(checkpoint, {"inputs": np.zeros((1, 3, 8, 8), np.uint8)}, metrics, {"digest": "abc"},
+                               "colored_mnist", {**PACKAGING, "method": "jtt"}, **heads)
+
+
+def test_decide_reads_the_gate_split_from_both_versions():
+    state = {"registered_model_name": "m", "challenger": record(2, 0.9, 0.9), "champion": record(1, 0.8, 0.9)}
+    decision = decide_on_challenger(state, GATE)
+    assert decision["status"] == "promoted" and decision["split"] == "test" and decision["registered_model_name"] == "m"
+    first = decide_on_challenger({**state, "champion": None}, GATE)
+    assert first["status"] == "promoted" and first["champion_version"] is None
+    missing = decide_on_challenger({**state, "challenger": {**record(2, 0, 0), "metrics": {}}}, GATE)
+    assert missing["status"] == "refused"
+
+
+def test_enforce_fails_only_on_refusal_when_asked():
+    refused = {"registered_model_name": "m", "challenger_version": 2, "status": "refused", "reason": "too small"}
+    enforce_promotion_gate(refused, fail_on_refusal=False)
+    enforce_promotion_gate({**refused, "status": "already_champion"}, fail_on_refusal=True)
+    with pytest.raises(PromotionRefused, match="m v2 was refused promotion: too small"):
+        enforce_promotion_gate(refused, fail_on_refusal=True)
+
+
+def test_pipeline_wires_registration_before_the_gate():
+    pipeline = create_pipeline()
+    assert [node.name for node in pipeline.nodes] == ["package_debiased_model", "decide_on_challenger",
+                                                      "enforce_promotion_gate"]
+    assert {"erm_model", "metrics", "neurontune_head", "params:model_promotion.packaging"} <= pipeline.inputs()
+
+
+def test_nodes_load_no_mlflow_and_the_gate_no_framework():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "frameworks = lambda: sorted(m for m in ('mlflow', 'kedro', 'dvc') if m in sys.modules)\n"
+        "import neurontune.tracking.promotion, neurontune.models.predictor\n"
+        "print(frameworks())\n"
+        "import neurontune.pipelines.model_promotion.nodes\n"
+        "print(frameworks())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    # the gate and the predictor load no framework; the nodes load Kedro (their package's pipeline.py), never MLflow
+    assert result.stdout.split("\n")[:2] == ["[]", "['kedro']"]

@@ -1,0 +1,62 @@
+"""DVC: stages reproduce, a parameter change reruns only its stage, push → delete → pull restores the same digest."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurontune.data.tables import content_digest
+from tests.conftest import PROJECT_ROOT, copy_project, project_environment
+
+BIN = Path(sys.executable).parent
+
+
+def dvc(project, *arguments):
+    env = project_environment(KEDRO_ENV="ci", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run([str(BIN / "dvc"), *arguments], cwd=project, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"dvc {' '.join(arguments)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def dvc_project(tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("dvc_project"))
+    shutil.copytree(PROJECT_ROOT / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    remote = tmp_path_factory.mktemp("dvc_remote")
+    dvc(project, "remote", "modify", "--local", "store", "url", str(remote))
+    return project
+
+
+def test_repro_then_only_evaluation_reruns_after_an_evaluation_parameter_change(dvc_project):
+    dvc(dvc_project, "repro")
+    assert "up to date" in dvc(dvc_project, "status")
+    parameters = dvc_project / "conf" / "base" / "parameters_evaluation.yml"
+    parameters.write_text(parameters.read_text().replace("chart_split: test", "chart_split: val"))
+    output = dvc(dvc_project, "repro")
+    assert "Running stage 'evaluation'" in output
+    assert "Running stage" not in output.replace("Running stage 'evaluation'", "")
+    assert "up to date" in dvc(dvc_project, "status")
+    shown = json.loads(dvc(dvc_project, "metrics", "show", "--json"))
+    metrics = shown[""]["data"]["data/08_reporting/metrics.json"]["data"]
+    assert 0.0 <= metrics["neurontune"]["test"]["worst_group_accuracy"] <= 1.0
+
+
+def test_push_delete_pull_restores_the_same_digest(dvc_project):
+    if not (dvc_project / "dvc.lock").exists():
+        dvc(dvc_project, "repro", "data_versioning")
+    raw = dvc_project / "data" / "01_raw"
+    manifest = json.loads((raw / "dataset_manifest.json").read_text())
+    dvc(dvc_project, "push")
+    for name in ("inputs.npz", "metadata.parquet", "dataset_manifest.json"):
+        (raw / name).unlink()
+    shutil.rmtree(dvc_project / ".dvc" / "cache")
+    dvc(dvc_project, "pull")
+    inputs = np.load(raw / "inputs.npz")["inputs"]
+    assert content_digest(inputs, pd.read_parquet(raw / "metadata.parquet")) == manifest["digest"]

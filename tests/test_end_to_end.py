@@ -1,0 +1,89 @@
+"""The whole DAG (`kedro run --env ci`) in a temporary copy: outputs, MLflow tracking, cache reuse."""
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+
+from tests.conftest import kedro
+
+METHODS = {"erm", "class_balanced_retrain", "neurontune", "neurontune_dagger"}
+
+
+@pytest.fixture(scope="module")
+def run(ci_project):
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{ci_project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("neurontune")
+    (latest,) = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+    return client, latest
+
+
+def test_metrics_json_has_every_method_split_and_metric(ci_project):
+    metrics = json.loads((ci_project / "data" / "08_reporting" / "metrics.json").read_text())
+    assert set(metrics) == METHODS
+    for method in METHODS:
+        assert set(metrics[method]) == {"train", "val", "test"}
+        test = metrics[method]["test"]
+        for key in ("worst_group_accuracy", "mean_accuracy", "mean_accuracy_train_weighted", "worst_class_accuracy"):
+            assert 0.0 <= test[key] <= 1.0
+        groups = [test[f"accuracy_group_{k}"] for k in range(4)]
+        assert test["worst_group_accuracy"] == pytest.approx(min(groups))
+
+
+def test_mlflow_run_has_params_metrics_artifacts_dataset_input_and_tags(run, ci_project):
+    client, latest = run
+    assert latest.data.params["erm_training.epochs"] == "3"  # flattened parameters, ci override applied
+    assert "evaluation_metrics.erm.test.worst_group_accuracy" in latest.data.metrics
+    assert len(client.get_metric_history(latest.info.run_id, "erm_training_history.train_loss")) == 3
+    artifacts = {a.path for folder in ("reporting", "models", "identification", "heads")
+                 for a in client.list_artifacts(latest.info.run_id, folder)}
+    assert {"reporting/group_accuracy.png", "reporting/metrics.json", "models/erm_model.pt",
+            "identification/neuron_scores.png", "heads/neurontune_head.npz"} <= artifacts
+    manifest = json.loads((ci_project / "data" / "01_raw" / "dataset_manifest.json").read_text())
+    (dataset_input,) = latest.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "colored_mnist"
+    assert manifest["digest"].startswith(dataset_input.dataset.digest)
+    tags = {tag.key: tag.value for tag in dataset_input.tags}
+    assert json.loads(tags["group_counts"]) == manifest["group_counts"]
+    assert latest.data.tags["data_digest"] == manifest["digest"]
+    assert "git_commit" in latest.data.tags
+
+
+def test_rerunning_neurontune_reuses_the_cache_and_is_deterministic(ci_project):
+    data = ci_project / "data"
+    model, caches = data / "06_models" / "erm_model.pt", sorted((data / "04_feature").glob("*.npz"))
+    before = {path: path.stat().st_mtime_ns for path in [model, *caches]}
+    metrics_before = (data / "08_reporting" / "metrics.json").read_bytes()
+    head_before = dict(np.load(data / "06_models" / "neurontune_head.npz"))
+    stages = "neuron_identification,neurontune_regulation,evaluation"
+    result = kedro(ci_project, "run", "--env", "ci", "--pipelines", stages)
+    assert "train_erm_model" not in result.stdout + result.stderr
+    assert "cache_embeddings" not in result.stdout + result.stderr
+    assert {path: path.stat().st_mtime_ns for path in before} == before
+    # same seed and parameters: bit-identical mask, head and metrics
+    assert (data / "08_reporting" / "metrics.json").read_bytes() == metrics_before
+    head_after = dict(np.load(data / "06_models" / "neurontune_head.npz"))
+    for key, value in head_before.items():
+        np.testing.assert_array_equal(head_after[key], value)
+    # a changed NeuronTune parameter is picked up, still without retraining ERM
+    kedro(ci_project, "run", "--env", "ci", "--pipelines", stages, "--params", "neurontune_regulation.tuning.grid.threshold=[0.25]")
+    assert set(kedro_table(ci_project, "neurontune_candidates")["threshold"]) == {0.25}
+    assert {path: path.stat().st_mtime_ns for path in before} == before
+
+
+def kedro_table(project, name):
+    import pandas as pd
+
+    return pd.read_parquet(project / "data" / "08_reporting" / f"{name}.parquet")
+
+
+def test_failed_run_leaves_previous_outputs_intact(ci_project):
+    metrics = ci_project / "data" / "08_reporting" / "metrics.json"
+    before = metrics.read_bytes()
+    result = kedro(ci_project, "run", "--env", "ci", "--pipelines", "neurontune_regulation,evaluation",
+                   "--params", "neurontune_regulation.tuning.retrain.solver=adam", check=False)
+    assert result.returncode != 0
+    assert "solver must be one of ['lbfgs', 'sgd']; got 'adam'" in result.stdout + result.stderr
+    assert metrics.read_bytes() == before
+    np.load(ci_project / "data" / "06_models" / "neurontune_head.npz")  # still a readable file

@@ -1,0 +1,53 @@
+"""Group labels are for evaluation only: randomising the attribute column changes no model, mask or prediction."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import copy_project, kedro
+
+TRAINING_SIDE = "erm_training,embedding_caching,neuron_identification,neurontune_regulation,evaluation"
+ARRAYS = ["04_feature/embeddings_train.npz", "04_feature/embeddings_val.npz", "04_feature/embeddings_test.npz",
+          "06_models/biased_neuron_mask.npz", "06_models/neuron_scores.npz", "06_models/neurontune_head.npz",
+          "06_models/neurontune_dagger_head.npz", "06_models/class_balanced_retrain_head.npz"]
+
+
+@pytest.fixture(scope="module")
+def twin_runs(ci_project, tmp_path_factory):
+    """The training side run twice on the same raw data: true attributes vs random attributes."""
+    runs = {}
+    for arm in ("true", "random"):
+        project = copy_project(tmp_path_factory.mktemp(f"labels_{arm}"))
+        for name in ("inputs.npz", "metadata.parquet", "dataset_manifest.json"):
+            shutil.copy2(ci_project / "data" / "01_raw" / name, project / "data" / "01_raw" / name)
+        if arm == "random":
+            path = project / "data" / "01_raw" / "metadata.parquet"
+            metadata = pd.read_parquet(path)
+            metadata["a"] = np.random.default_rng(123).integers(0, 2, len(metadata))
+            metadata["group"] = 2 * metadata["y"] + metadata["a"]
+            metadata.to_parquet(path, index=False)
+        kedro(project, "run", "--env", "ci", "--pipelines", TRAINING_SIDE)
+        runs[arm] = project / "data"
+    return runs
+
+
+def test_random_attributes_give_bit_identical_models_masks_heads(twin_runs):
+    true, random = twin_runs["true"], twin_runs["random"]
+    first = torch.load(true / "06_models" / "erm_model.pt", weights_only=True)["state_dict"]
+    second = torch.load(random / "06_models" / "erm_model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    for relative in ARRAYS:
+        a, b = np.load(true / relative), np.load(random / relative)
+        assert a.files == b.files
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{relative}:{key}")
+
+
+def test_random_attributes_give_identical_predictions_but_different_group_metrics(twin_runs):
+    predictions = [pd.read_parquet(twin_runs[arm] / "07_model_output" / "method_predictions.parquet") for arm in ("true", "random")]
+    pd.testing.assert_frame_equal(*predictions)
+    metrics = [(twin_runs[arm] / "08_reporting" / "metrics.json").read_text() for arm in ("true", "random")]
+    assert metrics[0] != metrics[1], "evaluation must read the (changed) group labels"

@@ -1,0 +1,103 @@
+"""A trained project state, shared by the registry, serving, lineage and team-server tests.
+
+The real pipeline runs on the reduced ``ci`` environment in a temporary copy of the project
+(its own git repository and SQLite MLflow store): a full ``kedro run`` (v1 becomes
+champion), then ``kedro run --pipelines model_promotion`` with the gate failing on
+refusal (v2, the same model again, cannot clear ``min_delta``). Separate from the
+suite's ``ci_project``, which other tests rerun stages in.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import copy_project
+
+MODEL_NAME = "neurontune-colored_mnist"
+
+
+@dataclass
+class TrainedProject:
+    path: Path
+    first_run: subprocess.CompletedProcess
+    second_run: subprocess.CompletedProcess
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.path / 'mlflow.db'}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return project_env(**{"MLFLOW_TRACKING_URI": self.tracking_uri, **extra})
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    env.update(KEDRO_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost", **extra)
+    env.pop("PYTHONPATH", None)  # the copy's own src/ is what kedro puts on the path
+    # console scripts the servers exec (uvicorn, gunicorn) live beside this interpreter
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def kedro_run(project: Path, *arguments: str, params: str = "", env: dict[str, str] | None = None, timeout: float = 300):
+    """``kedro run --env ci`` (the suite's reduced configuration) in ``project``."""
+    command = [sys.executable, "-m", "kedro", "run", "--env", "ci", *arguments] + (["--params", params] if params else [])
+    return subprocess.run(command, cwd=project, env=env or project_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float) -> None:
+    """Poll ``url`` until it answers 200; fail if the process dies or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"no answer from {url} within {timeout} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate a server started in its own session (workers included); kill if it lingers."""
+    if process.poll() is None:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory) -> TrainedProject:
+    project = copy_project(tmp_path_factory.mktemp("trained"))
+    env = project_env()
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True, env=env)
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True, env=env)
+    subprocess.run(["git", "commit", "-qm", "snapshot"], cwd=project, check=True, env=env)
+    first = kedro_run(project, env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
+    second = kedro_run(project, "--pipelines", "model_promotion", params="model_promotion.gate.fail_on_refusal=true",
+                       env=env)
+    return TrainedProject(project, first, second)
