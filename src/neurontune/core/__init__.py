@@ -3,7 +3,7 @@
 from neurontune.core.estimator import NeuronTune
 from neurontune.core.groups import balanced_sample_weights, group_ids, per_group_accuracy
 from neurontune.core.head import LinearHead, head_logits, head_predict, keep_from_mask, retrain_head
-from neurontune.core.metrics import group_report, mean_accuracy, worst_class_accuracy
+from neurontune.core.metrics import group_report, mean_accuracy, overlapping_group_report, worst_class_accuracy
 from neurontune.core.scoring import NeuronScores, score_neurons, select_biased_neurons, spuriousness_fit
 from neurontune.core.selection import expand_grid, select_neurontune
 
@@ -19,6 +19,7 @@ __all__ = [
     "head_predict",
     "keep_from_mask",
     "mean_accuracy",
+    "overlapping_group_report",
     "per_group_accuracy",
     "retrain_head",
     "score_neurons",

@@ -55,3 +55,30 @@ def group_report(y_true, y_pred, groups, n_classes: int, n_groups: int, train_gr
         report["mean_accuracy_train_weighted"] = float(np.sum(group_acc[present] * weights[present]) / weights[present].sum())
     report["worst_class_accuracy"] = worst_class_accuracy(y_true, y_pred, n_classes)
     return report
+
+
+def overlapping_group_report(y_true, y_pred, members: dict, n_classes: int) -> dict:
+    """Accuracy of each (attribute, class) group when attributes overlap (CivilComments' identities).
+
+    Parameters
+    ----------
+    y_true, y_pred : array of int, shape (N,)
+    members : {attribute name: bool array (N,)}, True where the sample has the attribute
+    n_classes : int
+
+    Returns
+    -------
+    dict with ``accuracy_<attribute>_y<k>`` for every populated group and
+    ``worst_overlapping_group_accuracy`` (their minimum; NaN when no group is populated).
+    """
+    y_true = check_labels(y_true, n_classes, "y_true")
+    y_pred = check_labels(y_pred, n_classes, "y_pred", n_samples=y_true.shape[0])
+    report = {}
+    for name, member in members.items():
+        member = np.asarray(member).astype(bool)
+        if member.shape != y_true.shape:
+            raise ValueError(f"members[{name!r}] must have shape {y_true.shape}; got {member.shape}.")
+        accuracy = per_group_accuracy(y_true[member], y_pred[member], y_true[member], n_classes)
+        report.update({f"accuracy_{name}_y{k}": float(v) for k, v in enumerate(accuracy) if np.isfinite(v)})
+    report["worst_overlapping_group_accuracy"] = min(report.values()) if report else float("nan")
+    return report

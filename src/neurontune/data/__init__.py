@@ -12,10 +12,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from neurontune.data import colored_mnist
+from neurontune.data import colored_mnist, published, tweets_negation, waterbirds_like
 
 BENCHMARK_BUILDERS: dict[str, Callable[[dict], tuple[np.ndarray, pd.DataFrame]]] = {
     "colored_mnist": colored_mnist.build_from_config,
+    "waterbirds_like": waterbirds_like.build_from_config,
+    "tweets_negation": tweets_negation.build_from_config,
+    "waterbirds": published.build_waterbirds,
+    "celeba": published.build_celeba,
+    "multinli": published.build_multinli,
+    "civilcomments": published.build_civilcomments,
 }
 
 

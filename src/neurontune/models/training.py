@@ -20,6 +20,11 @@ from neurontune.models.batching import embed_and_predict, iterate_batches
 logger = logging.getLogger(__name__)
 
 
+#: ``finetune`` trains backbone and head (what the paper does); ``linear_probe`` freezes a
+#: pretrained backbone, embeds once and trains only the head (minutes on a CPU).
+TRAINING_MODES = ("finetune", "linear_probe")
+
+
 def train_erm(
     config: dict,
     train_inputs: np.ndarray,
@@ -33,8 +38,13 @@ def train_erm(
     batch_size: int,
     seed: int,
     device: torch.device,
+    mode: str = "finetune",
 ) -> tuple[nn.Module, list[dict]]:
     """Train ``build_model(config)`` by ERM and return the best-validation-accuracy model and the history.
+
+    ``mode`` is ``finetune`` (every weight trains; mixed precision on CUDA) or
+    ``linear_probe`` (a pretrained backbone stays frozen in eval mode; its embeddings
+    are extracted once, batch by batch, and only the head trains on them).
 
     Returns
     -------
@@ -43,20 +53,57 @@ def train_erm(
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive; got {epochs} and {batch_size}.")
+    if mode not in TRAINING_MODES:
+        raise ValueError(f"mode must be one of {list(TRAINING_MODES)}; got {mode!r}.")
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)  # weight initialisation only; the global state is restored on exit
         model = build_model(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    if mode == "linear_probe":
+        if not hasattr(model, "weights_digest"):
+            raise ValueError(f"mode 'linear_probe' needs a pretrained backbone; {config['architecture']!r} starts from random weights.")
+        model.requires_grad_(False).eval()
+        model.head.requires_grad_(True)
+        train_features = torch.from_numpy(embed_and_predict(model, train_inputs, batch_size, device, "embedding train")[0])
+        val_features = torch.from_numpy(embed_and_predict(model, val_inputs, batch_size, device, "embedding val")[0])
+        trainable = model.head
+
+        def batches(order, description):
+            for start in range(0, len(order), batch_size):
+                indices = order[start : start + batch_size]
+                yield indices, train_features[indices].to(device)
+
+        def predict_val():
+            with torch.inference_mode():
+                return model.head(val_features.to(device)).float().cpu().numpy()
+    else:
+        trainable = model
+
+        def batches(order, description):
+            model.train()
+            return iterate_batches(model, train_inputs, batch_size, device, order, description)
+
+        def predict_val():
+            return embed_and_predict(model, val_inputs, batch_size, device)[1]
+
+    history = _fit(trainable, batches, predict_val, train_labels, val_labels, epochs=epochs, learning_rate=learning_rate,
+                   weight_decay=weight_decay, rng=np.random.default_rng(seed), device=device)
+    return model.cpu().eval(), history
+
+
+def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, learning_rate, weight_decay, rng, device):
+    """The epoch loop shared by both modes; restores ``trainable``'s best-validation-accuracy weights."""
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    half = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+    autocast = torch.autocast(device_type="cuda", dtype=half, enabled=device.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and half == torch.float16)
     labels = torch.as_tensor(train_labels, dtype=torch.long)
-    rng = np.random.default_rng(seed)
     history, best_accuracy, best_state = [], -1.0, None
     for epoch in tqdm(range(1, epochs + 1), desc="ERM epochs", unit="epoch"):
-        model.train()
         total_loss, total_correct = 0.0, 0
-        order = rng.permutation(len(train_labels))
-        for indices, batch in iterate_batches(model, train_inputs, batch_size, device, order, f"epoch {epoch}"):
+        for indices, batch in batches(rng.permutation(len(train_labels)), f"epoch {epoch}"):
             target = labels[indices].to(device)
-            logits = model(batch)
+            with autocast:
+                logits = trainable(batch).float()
             loss = nn.functional.cross_entropy(logits, target)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -64,12 +111,12 @@ def train_erm(
                     "or check the inputs for NaN/inf values."
                 )
             optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             total_loss += loss.item() * len(indices)
             total_correct += int((logits.argmax(1) == target).sum())
-        _, val_logits = embed_and_predict(model, val_inputs, batch_size, device)
-        val_accuracy = float(np.mean(val_logits.argmax(1) == val_labels))
+        val_accuracy = float(np.mean(predict_val().argmax(1) == val_labels))
         history.append({
             "epoch": epoch,
             "train_loss": total_loss / len(train_labels),
@@ -78,6 +125,6 @@ def train_erm(
         })
         logger.info("ERM epoch %d: %s", epoch, history[-1])
         if val_accuracy > best_accuracy:
-            best_accuracy, best_state = val_accuracy, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    return model.cpu().eval(), history
+            best_accuracy, best_state = val_accuracy, copy.deepcopy(trainable.state_dict())
+    trainable.load_state_dict(best_state)
+    return history

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from neurontune.data.tables import CLASS_LABEL_COLUMNS, split_arrays, validate_metadata
+from neurontune.models.backbones import model_checkpoint
 from neurontune.models.devices import resolve_device
 from neurontune.models.training import train_erm
 
@@ -20,9 +21,10 @@ def train_erm_model(
     model, history = train_erm(
         erm["model"], train_x, train_y, val_x, val_y,
         epochs=erm["epochs"], learning_rate=erm["learning_rate"], weight_decay=erm["weight_decay"],
-        batch_size=erm["batch_size"], seed=erm["seed"], device=resolve_device(erm["device"]),
+        batch_size=erm["batch_size"], seed=erm["seed"], device=resolve_device(erm["device"]), mode=erm["mode"],
     )
-    checkpoint = {"config": model.config, "state_dict": model.state_dict(), "data_digest": dataset_manifest["digest"]}
+    checkpoint = {**model_checkpoint(model, frozen_backbone=erm["mode"] == "linear_probe"),
+                  "data_digest": dataset_manifest["digest"]}
     metric_history = {
         key: [{"value": row[key], "step": row["epoch"]} for row in history]
         for key in ("train_loss", "train_accuracy", "val_accuracy")

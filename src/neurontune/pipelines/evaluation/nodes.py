@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from neurontune.core import LinearHead, group_report, head_predict  # noqa: E402
+from neurontune.core import LinearHead, group_report, head_predict, overlapping_group_report  # noqa: E402
 from neurontune.core.baselines import LABELS_USED  # noqa: E402
 from neurontune.data.tables import SPLITS, validate_metadata  # noqa: E402
 
@@ -32,20 +32,34 @@ def predict_with_heads(embeddings_train: dict, embeddings_val: dict, embeddings_
     return pd.concat(frames, ignore_index=True)
 
 
-def compute_group_metrics(method_predictions: pd.DataFrame, raw_metadata: pd.DataFrame) -> dict:
-    """``{method: {split: {metric: value}}}`` with per-group accuracy, WGA, mean accuracies, worst-class accuracy."""
+def compute_group_metrics(method_predictions: pd.DataFrame, raw_metadata: pd.DataFrame,
+                          overlapping_attributes: list[str] = ()) -> dict:
+    """``{method: {split: {metric: value}}}`` with per-group accuracy, WGA, mean accuracies, worst-class accuracy.
+
+    ``overlapping_attributes`` names 0/1 metadata columns (CivilComments' identities) whose
+    (attribute, class) groups overlap; each adds ``accuracy_<column>_y<k>`` and
+    ``worst_overlapping_group_accuracy``.
+    """
+    missing = [column for column in overlapping_attributes if column not in raw_metadata.columns]
+    if missing:
+        raise ValueError(f"evaluation.overlapping_attributes names {missing}, which raw_metadata lacks; "
+                         f"its columns are {list(raw_metadata.columns)}.")
     validate_metadata(raw_metadata, int(raw_metadata["y"].max()) + 1, source="raw_metadata")
     n_classes = int(raw_metadata["y"].max()) + 1
     n_groups = int(raw_metadata["group"].max()) + 1
     train_groups = raw_metadata.loc[raw_metadata["split"] == "train", "group"].to_numpy()
     proportions = np.bincount(train_groups, minlength=n_groups) / len(train_groups)
-    joined = method_predictions.merge(raw_metadata[["sample_id", "y", "group"]], on="sample_id", how="left", validate="m:1")
+    columns = ["sample_id", "y", "group", *overlapping_attributes]
+    joined = method_predictions.merge(raw_metadata[columns], on="sample_id", how="left", validate="m:1")
     if joined["y"].isna().any():
         raise ValueError("method_predictions has sample ids that raw_metadata does not know; rerun the pipeline.")
     metrics: dict = {}
     for (method, split), rows in joined.groupby(["method", "split"], sort=False):
         report = group_report(rows["y"].to_numpy(), rows["y_pred"].to_numpy(), rows["group"].to_numpy(),
                               n_classes, n_groups, proportions)
+        if overlapping_attributes:
+            members = {column: rows[column].to_numpy() == 1 for column in overlapping_attributes}
+            report.update(overlapping_group_report(rows["y"].to_numpy(), rows["y_pred"].to_numpy(), members, n_classes))
         metrics.setdefault(method, {})[split] = {**report, "n_masked": int(rows["n_masked"].iloc[0])}
     _log_summary(metrics)
     return metrics
