@@ -6,9 +6,10 @@ import mlflow
 import numpy as np
 import pytest
 
+from neurontune.pipelines.evaluation.pipeline import EVALUATED_METHODS
 from tests.conftest import kedro
 
-METHODS = {"erm", "class_balanced_retrain", "neurontune", "neurontune_dagger"}
+METHODS = set(EVALUATED_METHODS)  # NeuronTune's variants and the baselines
 
 
 @pytest.fixture(scope="module")

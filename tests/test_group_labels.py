@@ -1,4 +1,9 @@
-"""Group labels are for evaluation only: randomising the attribute column changes no model, mask or prediction."""
+"""Group labels are for evaluation only: randomising the attribute column changes no model, mask or prediction.
+
+The exceptions are the baselines that declare ``labels_used != "none"`` (DFR, the
+group-balanced oracle); they are left out of the comparison, every group-free
+baseline is held to the same standard as NeuronTune.
+"""
 
 import shutil
 
@@ -7,12 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
+from neurontune.core.baselines import LABELS_USED
 from tests.conftest import copy_project, kedro
 
-TRAINING_SIDE = "erm_training,embedding_caching,neuron_identification,neurontune_regulation,evaluation"
+TRAINING_SIDE = "erm_training,embedding_caching,neuron_identification,neurontune_regulation,baselines,evaluation"
+GROUP_FREE = sorted(method for method, labels in LABELS_USED.items() if labels == "none" and method != "erm")
 ARRAYS = ["04_feature/embeddings_train.npz", "04_feature/embeddings_val.npz", "04_feature/embeddings_test.npz",
-          "06_models/biased_neuron_mask.npz", "06_models/neuron_scores.npz", "06_models/neurontune_head.npz",
-          "06_models/neurontune_dagger_head.npz", "06_models/class_balanced_retrain_head.npz"]
+          "06_models/biased_neuron_mask.npz", "06_models/neuron_scores.npz",
+          *(f"06_models/{method}_head.npz" for method in GROUP_FREE)]
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +55,10 @@ def test_random_attributes_give_bit_identical_models_masks_heads(twin_runs):
 
 def test_random_attributes_give_identical_predictions_but_different_group_metrics(twin_runs):
     predictions = [pd.read_parquet(twin_runs[arm] / "07_model_output" / "method_predictions.parquet") for arm in ("true", "random")]
-    pd.testing.assert_frame_equal(*predictions)
+    group_free = [frame[frame["method"].map(LABELS_USED) == "none"].reset_index(drop=True) for frame in predictions]
+    assert set(group_free[0]["method"]) == {"erm", *GROUP_FREE}
+    pd.testing.assert_frame_equal(*group_free)
+    labelled = [frame[frame["method"] == "dfr"]["y_pred"].to_numpy() for frame in predictions]
+    assert not np.array_equal(*labelled), "dfr reads the (changed) group labels, so its predictions must move"
     metrics = [(twin_runs[arm] / "08_reporting" / "metrics.json").read_text() for arm in ("true", "random")]
     assert metrics[0] != metrics[1], "evaluation must read the (changed) group labels"

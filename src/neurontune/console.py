@@ -44,6 +44,28 @@ def run_lineage(arguments: argparse.Namespace, parser: argparse.ArgumentParser) 
     return 1 if arguments.verify and not chain["verification"]["ok"] else 0
 
 
+def export_embeddings(output: Path, env: str | None = None) -> dict:
+    """Load the run's caches, metadata and ERM head through the project's catalog and write one ``.npz``.
+
+    Reads the catalog configuration of the project in the working directory directly,
+    so exporting starts no Kedro session and no MLflow run.
+    """
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
+
+    from neurontune.data.export import embedding_export
+    from neurontune.data.tables import SPLITS
+    from neurontune.io.datasets import NpzDataset
+    from neurontune.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(conf_source=str(Path.cwd() / "conf"), env=env, **CONFIG_LOADER_ARGS)
+    catalog = DataCatalog.from_config(loader["catalog"])
+    caches = {split: catalog.load(f"embeddings_{split}") for split in SPLITS}
+    arrays = embedding_export(caches, catalog.load("raw_metadata"), catalog.load("erm_head"))
+    NpzDataset(str(output)).save(arrays)
+    return arrays
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="neurontune", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                          help="recompute the digests of the data on disk; exit 1 on any mismatch")
     lineage.add_argument("--project-dir", type=Path, default=Path.cwd(), help="project root (default: here)")
     lineage.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else the project's mlflow.db")
+    export = commands.add_parser(
+        "export-embeddings",
+        help="write one .npz with x_/y_/g_{train,val,test} and the ERM head w0, b0 (run `kedro run` first)")
+    export.add_argument("--output", default="data/07_model_output/embeddings_export.npz", type=Path)
+    export.add_argument("--env", default=None, help="Kedro environment of the run to export (a benchmark)")
     arguments = parser.parse_args(argv)
     if arguments.command == "lineage":
         return run_lineage(arguments, parser)
@@ -64,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         if not arguments.metrics.exists():
             parser.error(f"{arguments.metrics} does not exist; run `kedro run` first.")
         print(summarise(arguments.metrics, arguments.split))
+    elif arguments.command == "export-embeddings":
+        arrays = export_embeddings(arguments.output, arguments.env)
+        shapes = ", ".join(f"{key} {value.shape}" for key, value in arrays.items() if key[0] in "xwb")
+        print(f"wrote {arguments.output}: {shapes}")
     return 0
 
 

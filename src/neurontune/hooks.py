@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import time
 import warnings
 
 import mlflow
@@ -57,3 +58,24 @@ class LineageHook:
         mlflow.log_input(dataset, context="benchmark", tags=tags)
         mlflow.set_tag("data_digest", manifest["digest"])
         logger.info("logged MLflow dataset input %s (%s)", manifest["name"], manifest["digest"][:12])
+
+
+class NodeTimingHook:
+    """Logs each node's wall time as the MLflow metric ``timing.<node>_seconds``.
+
+    The benchmark runner compares methods' costs from these (measured in the same run).
+    """
+
+    def __init__(self):
+        self._started: dict[str, float] = {}
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node) -> None:
+        started = self._started.pop(node.name, None)
+        if started is None or mlflow.active_run() is None:
+            return
+        mlflow.log_metric(f"timing.{node.name}_seconds", time.perf_counter() - started)

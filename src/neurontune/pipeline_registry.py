@@ -5,6 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from neurontune.pipelines import (
+    baselines,
     data_versioning,
     embedding_caching,
     erm_training,
@@ -21,6 +22,7 @@ STAGES = {
     "embedding_caching": embedding_caching,
     "neuron_identification": neuron_identification,
     "neurontune_regulation": neurontune_regulation,
+    "baselines": baselines,
     "evaluation": evaluation,
     "model_promotion": model_promotion,
 }

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from kedro.utils import find_kedro_project
 
-from neurontune.hooks import LineageHook
+from neurontune.hooks import LineageHook, NodeTimingHook
 
-HOOKS = (LineageHook(),)
+HOOKS = (LineageHook(), NodeTimingHook())
 
 
 def tracking_uri() -> str:

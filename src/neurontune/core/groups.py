@@ -20,7 +20,7 @@ def group_ids(y, a, n_classes: int, n_attributes: int) -> np.ndarray:
     return y * n_attributes + a
 
 
-def balanced_sample_weights(labels, n_labels: int) -> np.ndarray:
+def balanced_sample_weights(labels, n_labels: int, sample_weight=None) -> np.ndarray:
     """Per-sample weights that give every present label the same total weight.
 
     Parameters
@@ -29,17 +29,30 @@ def balanced_sample_weights(labels, n_labels: int) -> np.ndarray:
         Class ids (class balance) or group ids (group balance).
     n_labels : int
         Number of possible labels.
+    sample_weight : array of float, shape (N,), optional
+        Non-negative importance of each sample *within* its label (AFR's
+        ``exp(-γ p_true)``, JTT's upweighted errors); each label's total weight
+        stays equal. None = uniform within each label.
 
     Returns
     -------
     weights : ndarray, shape (N,), summing to N.
     """
     labels = check_labels(labels, n_labels, "labels")
-    counts = np.bincount(labels, minlength=n_labels).astype(np.float64)
-    present = counts > 0
-    weights = np.zeros(n_labels)
-    weights[present] = labels.shape[0] / (present.sum() * counts[present])
-    return weights[labels]
+    if sample_weight is None:
+        sample_weight = np.ones(labels.shape[0])
+    sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    if sample_weight.shape != labels.shape or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+        raise ValueError(
+            f"sample_weight must be finite, non-negative and of shape {labels.shape}; got shape {sample_weight.shape}."
+        )
+    totals = np.bincount(labels, weights=sample_weight, minlength=n_labels)
+    present = totals > 0
+    if not present.any():
+        raise ValueError("sample_weight is zero for every sample; at least one sample needs a positive weight.")
+    scale = np.zeros(n_labels)
+    scale[present] = labels.shape[0] / (present.sum() * totals[present])
+    return scale[labels] * sample_weight
 
 
 def balanced_sample_indices(labels, n_labels: int, n_samples: int, rng: np.random.Generator) -> np.ndarray:

@@ -93,6 +93,9 @@ def retrain_head(
     *,
     suppression_scale: float = 0.0,
     init: LinearHead | None = None,
+    sample_weight=None,
+    balance_classes: bool = True,
+    anchor_strength: float = 0.0,
     solver: str = "sgd",
     epochs: int = 20,
     learning_rate: float = 0.01,
@@ -103,6 +106,10 @@ def retrain_head(
     device: str | torch.device = "cpu",
 ) -> LinearHead:
     """Retrain a linear head on class-balanced, suppressed embeddings with cross-entropy.
+
+    The baselines reuse this solver: ``sample_weight`` reweights samples (within
+    each class when ``balance_classes``), ``anchor_strength`` adds AFR's L2 pull
+    ``anchor_strength / 2 * ||θ - θ_init||²`` toward ``init``.
 
     Parameters
     ----------
@@ -117,6 +124,14 @@ def retrain_head(
         Factor applied to suppressed neurons (0 = zeroed).
     init : LinearHead, optional
         Starting point (usually the ERM head); zeros when None.
+    sample_weight : array of float, shape (N,), optional
+        Non-negative per-sample weights (e.g. JTT's upweighted errors, AFR's
+        ``exp(-γ p_true)``, group-balancing weights). None = uniform.
+    balance_classes : bool
+        True (NeuronTune): every class gets the same total weight, ``sample_weight``
+        redistributing it within a class. False: ``sample_weight`` alone.
+    anchor_strength : float
+        L2 pull of weight and bias toward ``init`` (requires ``init``); 0 = none.
     solver : {"sgd", "lbfgs"}
         ``sgd``: SGD with momentum on class-balanced mini-batches (the authors'
         framework). ``lbfgs``: full-batch class-weighted L2 logistic regression,
@@ -142,6 +157,10 @@ def retrain_head(
         check_head(init.weight, init.bias, n_neurons=n_neurons)
         if init.n_classes != n_classes:
             raise ValueError(f"init head has {init.n_classes} classes; expected {n_classes}.")
+    if anchor_strength < 0 or (anchor_strength > 0 and init is None):
+        raise ValueError(f"anchor_strength must be >= 0 and needs an init head to pull toward; got {anchor_strength!r} "
+                         f"with init={'None' if init is None else 'a head'}.")
+    weights = _training_weights(y, n_classes, sample_weight, balance_classes)
     for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
@@ -152,8 +171,10 @@ def retrain_head(
         torch.as_tensor(embeddings, dtype=torch.float32, device=device),
         torch.as_tensor(y, device=device),
         torch.as_tensor(keep, dtype=torch.float32, device=device),
+        torch.as_tensor(weights, dtype=torch.float32, device=device),
         n_classes,
         init,
+        anchor_strength=float(anchor_strength),
         epochs=epochs,
         learning_rate=learning_rate,
         momentum=momentum,
@@ -162,6 +183,27 @@ def retrain_head(
         seed=seed,
     )
     return LinearHead.from_arrays(weight, bias, keep)
+
+
+def _training_weights(y, n_classes, sample_weight, balance_classes) -> np.ndarray:
+    """Per-sample weights summing to N: class-balanced (and reweighted within class) or ``sample_weight`` alone."""
+    if balance_classes:
+        return balanced_sample_weights(y, n_classes, sample_weight)
+    if sample_weight is None:
+        return np.ones(y.shape[0])
+    sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    if sample_weight.shape != y.shape or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0) or not sample_weight.sum() > 0:
+        raise ValueError(f"sample_weight must be finite, non-negative, not all zero and of shape {y.shape}; "
+                         f"got shape {sample_weight.shape}.")
+    return sample_weight * (y.shape[0] / sample_weight.sum())
+
+
+def _anchor_penalty(weight, bias, init, anchor_strength):
+    if anchor_strength == 0:
+        return 0.0
+    weight0 = torch.as_tensor(init.weight, dtype=weight.dtype, device=weight.device)
+    bias0 = torch.as_tensor(init.bias, dtype=bias.dtype, device=bias.device)
+    return 0.5 * anchor_strength * ((weight - weight0).pow(2).sum() + (bias - bias0).pow(2).sum())
 
 
 def _initial_parameters(n_classes, n_neurons, init, device):
@@ -174,34 +216,36 @@ def _initial_parameters(n_classes, n_neurons, init, device):
     return weight.requires_grad_(True), bias.requires_grad_(True)
 
 
-def _solve_sgd(x, y, keep, n_classes, init, *, epochs, learning_rate, momentum, weight_decay, batch_size, seed):
+def _solve_sgd(x, y, keep, sample_weights, n_classes, init, *, anchor_strength, epochs, learning_rate, momentum, weight_decay, batch_size, seed):
     weight, bias = _initial_parameters(n_classes, x.shape[1], init, x.device)
     optimizer = torch.optim.SGD(
         [{"params": [weight], "weight_decay": weight_decay}, {"params": [bias], "weight_decay": 0.0}],
         lr=learning_rate,
         momentum=momentum,
     )
-    sampling = torch.as_tensor(balanced_sample_weights(y.cpu().numpy(), n_classes))
+    sampling = sample_weights.detach().cpu().double()
     generator = torch.Generator().manual_seed(int(seed))
     for _ in range(epochs):
         order = torch.multinomial(sampling, x.shape[0], replacement=True, generator=generator).to(x.device)
         for batch in order.split(batch_size):
             loss = torch.nn.functional.cross_entropy(x[batch] @ (weight * keep).T + bias, y[batch])
+            loss = loss + _anchor_penalty(weight, bias, init, anchor_strength)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
     return weight.detach().cpu().numpy(), bias.detach().cpu().numpy()
 
 
-def _solve_lbfgs(x, y, keep, n_classes, init, *, epochs, learning_rate, momentum, weight_decay, batch_size, seed):
+def _solve_lbfgs(x, y, keep, sample_weights, n_classes, init, *, anchor_strength, epochs, learning_rate, momentum, weight_decay, batch_size, seed):
     weight, bias = _initial_parameters(n_classes, x.shape[1], init, x.device)
-    class_weight = torch.as_tensor(balanced_sample_weights(y.cpu().numpy(), n_classes), dtype=torch.float32, device=x.device)
+    class_weight = sample_weights
     optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=20 * epochs, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
         losses = torch.nn.functional.cross_entropy(x @ (weight * keep).T + bias, y, reduction="none")
         loss = (losses * class_weight).mean() + 0.5 * weight_decay * (weight * keep).pow(2).sum()
+        loss = loss + _anchor_penalty(weight, bias, init, anchor_strength)
         loss.backward()
         return loss
 

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from neurontune.core import LinearHead, group_report, head_predict, overlapping_group_report  # noqa: E402
+from neurontune.core.baselines import LABELS_USED  # noqa: E402
 from neurontune.data.tables import SPLITS, validate_metadata  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,14 @@ def flatten_metrics(metrics: dict) -> dict:
         for split, values in splits.items()
         for name, value in values.items()
     }
+
+
+def declare_labels_used(metrics: dict) -> dict:
+    """``{method: none | val_groups | train_groups}`` for every scored method, from the core's declaration."""
+    unknown = sorted(set(metrics) - set(LABELS_USED))
+    if unknown:
+        raise ValueError(f"no labels-used declaration for {unknown}; add them to neurontune.core.baselines.LABELS_USED.")
+    return {method: LABELS_USED[method] for method in metrics}
 
 
 def plot_group_accuracies(metrics: dict, split: str):
