@@ -96,7 +96,8 @@ def plot_group_accuracies(metrics: dict, split: str):
     methods = list(metrics)
     groups = sorted({name for m in methods for name in metrics[m][split] if name.startswith("accuracy_group_")},
                     key=lambda name: int(name.rsplit("_", 1)[1]))
-    figure, axis = plt.subplots(figsize=(1.6 + 1.4 * len(groups) * max(1, len(methods)) / 2, 3.6))
+    # about a quarter inch per bar, capped so nine methods x many groups stays readable
+    figure, axis = plt.subplots(figsize=(min(16.0, 2.0 + 0.25 * len(groups) * len(methods)), 4.0))
     width = 0.8 / len(methods)
     for k, method in enumerate(methods):
         values = [metrics[method][split].get(group, np.nan) for group in groups]
@@ -105,6 +106,6 @@ def plot_group_accuracies(metrics: dict, split: str):
         axis.bar(positions, values, width, label=label)
     axis.set_xticks(np.arange(len(groups)), [f"group {g.rsplit('_', 1)[1]}" for g in groups])
     axis.set(ylim=(0, 1.05), ylabel="accuracy", title=f"Per-group accuracy on {split}")
-    axis.legend(fontsize=8, loc="lower right")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.tight_layout()
     return figure
