@@ -1,4 +1,4 @@
-"""Step 5: choose hyperparameters without group labels, by worst-class accuracy on ``D_sel``."""
+"""Step 5: choose hyperparameters from class labels only, by worst-class accuracy on ``D_sel``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Plain ERM training: cross-entropy on class labels, checkpoint by validation average accuracy.
 
-Only class labels reach this module; there is no argument through which a
-group or attribute label could enter.
+Only class labels reach this module; there is no argument through which an
+attribute annotation could enter.
 """
 
 from __future__ import annotations

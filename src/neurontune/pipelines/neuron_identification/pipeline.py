@@ -1,4 +1,4 @@
-"""neuron_identification: δ scores from the cached validation embeddings; no group labels."""
+"""neuron_identification: δ scores from the cached validation embeddings, using class labels only."""
 
 from kedro.pipeline import Pipeline, node
 
