@@ -45,3 +45,11 @@ def test_checkpoint_loads_weights_only(tmp_path):
     dataset = TorchCheckpointDataset(str(tmp_path / "m.pt"))
     dataset.save({"config": {"architecture": "small_cnn"}, "state_dict": {"w": torch.ones(2)}})
     assert dataset.load()["state_dict"]["w"].tolist() == [1.0, 1.0]
+
+
+def test_identical_checkpoints_are_identical_bytes(tmp_path):
+    checkpoint = {"config": {"architecture": "small_cnn"}, "state_dict": {"w": torch.arange(4.0)}}
+    paths = [tmp_path / "a.pt", tmp_path / "b.pt"]
+    for path in paths:
+        TorchCheckpointDataset(str(path)).save(checkpoint)
+    assert paths[0].read_bytes() == paths[1].read_bytes()  # DVC hashes must not change on a rerun

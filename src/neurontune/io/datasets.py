@@ -7,6 +7,7 @@ and ``os.replace`` it, so a failed run leaves the previous output intact.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -106,7 +107,11 @@ class TorchCheckpointDataset(_FileDataset):
         return torch.load(path, map_location="cpu", weights_only=True)
 
     def _write(self, data: dict, path: Path) -> None:
-        torch.save(data, path)
+        # torch names the archive's root folder after the file it writes to; saving to a buffer
+        # keeps the (random) temporary name out, so identical weights give identical bytes for DVC
+        buffer = io.BytesIO()
+        torch.save(data, buffer)
+        path.write_bytes(buffer.getvalue())
 
 
 class FigureDataset(_FileDataset):
