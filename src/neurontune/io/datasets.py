@@ -91,13 +91,14 @@ class ParquetTableDataset(_FileDataset):
 
 
 class JsonDataset(_FileDataset):
-    """A JSON document, indented and key-sorted so diffs and DVC metrics read well."""
+    """A JSON document, indented, keys in the order the node built them (e.g. methods in report
+    order: ERM, NeuronTune, then the baselines); nodes build dicts deterministically."""
 
     def _read(self, path: Path) -> Any:
         return json.loads(path.read_text())
 
     def _write(self, data: Any, path: Path) -> None:
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 class TorchCheckpointDataset(_FileDataset):
