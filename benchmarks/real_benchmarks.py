@@ -7,9 +7,9 @@ peak resident memory); per-stage wall times come from the node timestamps of
 ``--out``, with ``class_balanced_retrain_val``: NeuronTune†'s retraining without the mask
 (an ablation this script computes from the run's cached embeddings). ``--summarise`` prints the Markdown tables of docs/benchmarks_real.md.
 
-    python benchmarks/real_benchmarks.py --envs waterbirds_like tweets_negation \
+    python -m benchmarks.real_benchmarks --envs waterbirds_like tweets_negation \
         --val-correlations 0.5 0.95 --seeds 0 1 2 --out benchmarks/results/real
-    python benchmarks/real_benchmarks.py --summarise --out benchmarks/results/real
+    python -m benchmarks.real_benchmarks --summarise --out benchmarks/results/real
 """
 
 from __future__ import annotations
@@ -26,17 +26,18 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.run import seed_parameters
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("erm", "class_balanced_retrain", "neurontune", "neurontune_dagger")
-SEEDED = ("data_versioning.seed", "erm_training.seed", "neuron_identification.selection_split.seed",
-          "neurontune_regulation.tuning.seed")
 #: NeuronTune†'s no-mask ablation, computed by this script from each run's cached embeddings.
 ABLATION = "class_balanced_retrain_val"
 NODE_LINE = re.compile(r"^(\S+) kedro\S* INFO (Running|Completed) node: ([A-Za-z0-9_]+)")
 
 
 def run_one(env: str, correlation: float, seed: int, out: Path, kedro: str, threads: str) -> dict:
-    params = ",".join([f"{key}={seed}" for key in SEEDED] + [f"data_versioning.val_correlation={correlation}"])
+    # the same seeded parameters as the report runner, so both drive identical runs
+    params = ",".join(f"{key}={value}" for key, value in seed_parameters(seed, correlation).items())
     command = [kedro, "run", "--env", env, "--params", params]
     log, rusage = out / f"{env}_val{correlation}_seed{seed}.log", out / f"{env}_val{correlation}_seed{seed}.time"
     environment = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
