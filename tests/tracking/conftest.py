@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project
+from tests.conftest import PROJECT_ROOT, copy_project
 
 MODEL_NAME = "neurontune-colored_mnist"
 
@@ -58,6 +58,11 @@ def project_env(**extra: str) -> dict[str, str]:
     # console scripts the servers exec (uvicorn, gunicorn) live beside this interpreter
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
+
+
+def console_env(**extra: str) -> dict[str, str]:
+    """``project_env`` for the ``neurontune`` console: this checkout's code first (not another editable install)."""
+    return {**project_env(**extra), "PYTHONPATH": str(PROJECT_ROOT / "src")}
 
 
 def kedro_run(project: Path, *arguments: str, params: str = "", env: dict[str, str] | None = None, timeout: float = 300):

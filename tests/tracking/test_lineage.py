@@ -12,7 +12,7 @@ import pytest
 
 from neurontune.console import main
 
-from .conftest import MODEL_NAME, project_env
+from .conftest import MODEL_NAME, console_env
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_dvc_lock_is_a_separate_informational_check(lineage, checkout):
 ], ids=["alias", "version", "name", "bad_uri"])
 def test_unresolvable_uri_is_one_clean_line(trained_project, uri, message):
     result = subprocess.run([sys.executable, "-m", "neurontune.console", "lineage", uri, "--tracking-uri",
-                             trained_project.tracking_uri], cwd=trained_project.path, env=_console_env(),
+                             trained_project.tracking_uri], cwd=trained_project.path, env=console_env(),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr, result.stderr
@@ -149,14 +149,6 @@ def test_unresolvable_uri_is_one_clean_line(trained_project, uri, message):
 
 def test_outside_a_project_no_store_is_created(tmp_path):
     result = subprocess.run([sys.executable, "-m", "neurontune.console", "lineage", f"models:/{MODEL_NAME}@champion"],
-                            cwd=tmp_path, env=_console_env(), capture_output=True, text=True, timeout=120)
+                            cwd=tmp_path, env=console_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "no MLflow store at" in result.stderr
     assert list(tmp_path.iterdir()) == []
-
-
-def _console_env() -> dict:
-    from pathlib import Path
-
-    import neurontune
-
-    return project_env(PYTHONPATH=str(Path(neurontune.__file__).parents[1]))
