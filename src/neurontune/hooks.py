@@ -9,7 +9,6 @@ locations come from the catalog.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from neurontune.models.predictor import checkpoint_digest
 from neurontune.tracking.connection import apply_http_defaults, check_tracking_server
-from neurontune.tracking.digests import DIGESTS_ARTIFACT, DIGESTS_TAG, dataset_file, pipeline_files, record_digests
+from neurontune.tracking.digests import DIGESTS_ARTIFACT, DIGESTS_TAG, dataset_file, document_digest, pipeline_files, record_digests
 from neurontune.tracking.runs import InterruptGuard, mark_stale, owner_tags, stale_runs
 
 logger = logging.getLogger(__name__)
@@ -136,7 +135,7 @@ class LineageHook:
         project_dir = Path(run_params.get("project_path") or Path.cwd())
         document = record_digests(pipeline_files(catalog, pipeline, project_dir), project_dir)
         mlflow.log_dict(document, DIGESTS_ARTIFACT)
-        pinned = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+        pinned = document_digest(document)
         client = MlflowClient()
         for version in client.search_model_versions(f"run_id = '{run.info.run_id}'"):
             client.set_model_version_tag(version.name, version.version, DIGESTS_TAG, pinned)

@@ -31,7 +31,7 @@ from neurontune.console import main
 from neurontune.tracking.connection import NotPermittedError
 from neurontune.tracking.registry import apply_decision
 
-from .conftest import MODEL_NAME, console_env, free_port, kedro_run, project_env, promotable_method, stop, wait_for_http
+from .conftest import MODEL_NAME, console_env, free_port, project_env, promotable_method, stop, wait_for_http
 
 
 @dataclass
@@ -91,18 +91,22 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def promoted(server, ci_project, tmp_path_factory):
-    """The promoter's two model_promotion runs (credentials in conf/local/credentials.yml)."""
+    """The promoter's two model_promotion runs (credentials in conf/local/credentials.yml, none in the environment)."""
     project = tmp_path_factory.mktemp("promoter") / "project"
     shutil.copytree(ci_project, project, ignore=shutil.ignore_patterns("mlflow.db", "mlruns"))
     (project / "conf/local/credentials.yml").write_text(json.dumps({"mlflow_credentials": {
         "MLFLOW_TRACKING_USERNAME": "promoter", "MLFLOW_TRACKING_PASSWORD": server.passwords["promoter"]}}))
-    env = server.env()  # no credentials in the environment: kedro-mlflow reads conf/local
     method = promotable_method(json.loads((project / "data/08_reporting/metrics.json").read_text()))
-    runs = [kedro_run(project, "--pipelines", "model_promotion", params=f"model_promotion.packaging.method={chosen}",
-                      env=env) for chosen in ("erm", method)]
+    runs = [promotion_run(project, server.env(), f"model_promotion.packaging.method={chosen}") for chosen in ("erm", method)]
     for run in runs:
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return project, runs
+
+
+def promotion_run(project: Path, env: dict, params: str) -> subprocess.CompletedProcess:
+    """``kedro run --pipelines model_promotion`` in the default environment, which reads conf/local."""
+    return subprocess.run([sys.executable, "-m", "kedro", "run", "--pipelines", "model_promotion", "--params", params],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=300)
 
 
 def as_user(server, user: str):
@@ -117,7 +121,7 @@ def test_unauthenticated_client_is_refused(server, promoted):
     project, _ = promoted
     anonymous = project.parent / "anonymous"
     shutil.copytree(project, anonymous, ignore=shutil.ignore_patterns("credentials.yml"))
-    result = kedro_run(anonymous, "--pipelines", "model_promotion", env=server.env())
+    result = promotion_run(anonymous, server.env(), "model_promotion.packaging.method=erm")
     assert result.returncode != 0
     message = " ".join((result.stdout + result.stderr).split())
     assert "requires authentication (HTTP 401)" in message
@@ -178,21 +182,31 @@ def test_no_password_in_runs_models_or_output(server, promoted, tmp_path):
     _, runs = promoted
     secrets_ = [server.passwords[name] for name in ("admin", "promoter", "reader")]
     haystack = [run.stdout + run.stderr for run in runs]
-    with as_user(server, "admin"):
-        client = MlflowClient(server.uri, server.uri)
-        experiment = client.get_experiment_by_name("neurontune")
-        logged = client.search_runs([experiment.experiment_id])
-        assert len(logged) == 2
-        for run in logged:
-            haystack += [json.dumps(run.data.params), json.dumps(run.data.tags), json.dumps(run.data.metrics)]
-            folder = tmp_path / run.info.run_id
-            client.download_artifacts(run.info.run_id, "", str(folder))
-            haystack += [path.read_bytes().decode(errors="replace") for path in folder.rglob("*") if path.is_file()]
-        for version in client.search_model_versions(f"name = '{MODEL_NAME}'"):
-            haystack += [json.dumps(version.tags), version.description or ""]
-            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(tmp_path / version.version),
-                                                              tracking_uri=server.uri))
-            haystack += [path.read_bytes().decode(errors="replace") for path in folder.rglob("*") if path.is_file()]
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        mlflow.set_tracking_uri(server.uri)
+        mlflow.set_registry_uri(server.uri)
+        with as_user(server, "admin"):
+            client = MlflowClient(server.uri, server.uri)
+            experiment = client.get_experiment_by_name("neurontune")
+            logged = client.search_runs([experiment.experiment_id])
+            assert len(logged) == 2
+            for run in logged:
+                haystack += [json.dumps(run.data.params), json.dumps(run.data.tags), json.dumps(run.data.metrics)]
+                folder = tmp_path / run.info.run_id
+                client.download_artifacts(run.info.run_id, "", str(folder))
+                haystack += _texts(folder)
+            for version in client.search_model_versions(f"name = '{MODEL_NAME}'"):
+                haystack += [json.dumps(version.tags), version.description or ""]
+                haystack += _texts(Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source,
+                                                                             dst_path=str(tmp_path / version.version))))
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     assert len(haystack) > 20
     for secret in secrets_:
         assert not any(secret in text for text in haystack)
+
+
+def _texts(folder: Path) -> list[str]:
+    return [path.read_bytes().decode(errors="replace") for path in folder.rglob("*") if path.is_file()]

@@ -29,29 +29,30 @@ def project(ci_project, tmp_path) -> Path:
 
 def start_long_run(project: Path):
     """``kedro run --env ci --pipelines erm_training`` with many epochs; returns (process, run id) once training runs."""
+    log = open(project / "kedro.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "kedro", "run", "--env", "ci", "--pipelines", "erm_training",
          "--params", "erm_training.epochs=500"],
-        cwd=project, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    store = project / "mlflow.db"
+        cwd=project, env=project_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        if store.exists():
-            runs = MlflowClient(f"sqlite:///{store}").search_runs(
-                ["0", "1"], f"attributes.status = 'RUNNING' and tags.`{PID_TAG}` = '{process.pid}'")
-            if runs:
-                time.sleep(3)  # inside the training node
-                return process, runs[0].info.run_id
+    # the store is read only once the node runs: opening it while kedro-mlflow creates it races its migrations
+    while time.monotonic() < deadline and process.poll() is None and "Running node" not in (project / "kedro.log").read_text():
         time.sleep(0.5)
-    process.kill()
-    raise AssertionError(f"the run never started: {process.communicate()[0][-3000:]}")
+    time.sleep(2)
+    runs = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").search_runs(
+        ["0", "1"], f"attributes.status = 'RUNNING' and tags.`{PID_TAG}` = '{process.pid}'")
+    if process.poll() is not None or not runs:
+        process.kill()
+        raise AssertionError(f"the run never started: {(project / 'kedro.log').read_text()[-3000:]}")
+    return process, runs[0].info.run_id
 
 
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_interrupted_run_ends_killed(project, number):
     process, run_id = start_long_run(project)
     process.send_signal(number)
-    output, _ = process.communicate(timeout=120)
+    process.wait(timeout=120)
+    output = (project / "kedro.log").read_text()
     assert process.returncode != 0, output[-2000:]
     run = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_run(run_id)
     assert run.info.status == "KILLED", output[-2000:]

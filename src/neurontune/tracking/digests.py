@@ -7,6 +7,7 @@ The lineage hook records them at the end of each ``kedro run`` as the run artifa
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 DIGESTS_ARTIFACT = "lineage/digests.json"
@@ -56,7 +57,7 @@ def record_digests(files: dict[str, dict], project_dir: Path) -> dict:
     for key, entry in sorted(files.items()):
         path = project_dir / key
         if path.is_file():
-            recorded[key] = {**entry, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+            recorded[key] = {**entry, "sha256": file_digest(path), "bytes": path.stat().st_size}
         else:
             missing.append(key)
     return {"schema": SCHEMA, "files": recorded, "not_written": missing}
@@ -67,7 +68,7 @@ def verify_digests(document: dict, project_dir: Path) -> list[dict]:
     checks = []
     for key, entry in sorted(document.get("files", {}).items()):
         path = project_dir / key
-        actual = sha256_file(path) if path.is_file() else None
+        actual = file_digest(path) if path.is_file() else None
         check = {"check": "sha256", "path": key, "datasets": entry["datasets"], "role": entry["role"],
                  "expected": entry["sha256"], "actual": actual, "ok": actual == entry["sha256"]}
         if actual is None:
@@ -84,8 +85,14 @@ def artifact_of(document: dict | None, dataset: str) -> str | None:
     return None
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def document_digest(document: dict) -> str:
+    """SHA-256 of a digests document (what a registered version pins, tag :data:`DIGESTS_TAG`)."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB chunks (``algorithm="md5"`` for DVC's hashes)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)

@@ -9,7 +9,6 @@ separate, informational comparison: it was written on whichever machine committe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -22,7 +21,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from neurontune.tracking.digests import DIGESTS_ARTIFACT, DIGESTS_TAG, artifact_of, verify_digests
+from neurontune.tracking.digests import DIGESTS_ARTIFACT, DIGESTS_TAG, artifact_of, document_digest, file_digest, verify_digests
 from neurontune.tracking.registry import alias_history, version_record
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -86,7 +85,7 @@ def verify_files(lineage: dict, project_dir: Path) -> dict:
         return {"ok": False, "checks": [], "note": f"the model's run recorded no {DIGESTS_ARTIFACT} (registered by an "
                                                    "older version of the project): nothing to verify against"}
     checks = verify_digests(files, project_dir)
-    recorded = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    recorded = document_digest(files)
     pinned = lineage["model"]["tags"].get(DIGESTS_TAG)
     if pinned is not None and pinned != recorded:
         checks.append({"check": "digests document", "path": DIGESTS_ARTIFACT, "datasets": [], "role": "record",
@@ -229,7 +228,7 @@ def _verify_dvc_out(out: dict, project_dir: Path) -> list[dict]:
     path = project_dir / out["path"]
     base = {"check": "dvc md5", "stage": out["stage"], "path": out["path"], "expected": out["md5"]}
     if not str(out["md5"]).endswith(".dir"):
-        actual = _md5(path) if path.is_file() else None
+        actual = file_digest(path, "md5") if path.is_file() else None
         return [{**base, "actual": actual, "ok": actual == out["md5"]}]
     # A directory out: compare each file with the listing in the DVC cache, when the cache has it.
     listing = project_dir / ".dvc" / "cache" / "files" / "md5" / out["md5"][:2] / out["md5"][2:]
@@ -238,7 +237,7 @@ def _verify_dvc_out(out: dict, project_dir: Path) -> list[dict]:
     checks = []
     for entry in json.loads(listing.read_text()):
         file = path / entry["relpath"]
-        actual = _md5(file) if file.is_file() else None
+        actual = file_digest(file, "md5") if file.is_file() else None
         checks.append({**base, "path": f"{out['path']}/{entry['relpath']}", "expected": entry["md5"], "actual": actual,
                        "ok": actual == entry["md5"]})
     return checks
@@ -269,11 +268,3 @@ def _load_artifact_json(client: MlflowClient, run_id: str, path: str) -> dict | 
             return json.loads(Path(client.download_artifacts(run_id, path, folder)).read_text())
         except (MlflowException, OSError, ValueError):
             return None
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
