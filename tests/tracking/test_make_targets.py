@@ -59,7 +59,7 @@ def test_make_serve_answers_a_prediction(trained_project, tmp_path):
     try:
         wait_for_http(f"http://127.0.0.1:{port}/ping", process, timeout=180)
         assert printed_url(log) == f"http://127.0.0.1:{port}"
-        with np.load(trained_project.path / "data/01_raw/inputs.npz") as arrays:
+        with np.load(trained_project.path / "data/ci/01_raw/inputs.npz") as arrays:
             images = arrays["inputs"][:2]
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
                                          data=json.dumps({"inputs": images.tolist()}).encode(),

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from neurontune.core import NeuronScores, head_predict, retrain_head, select_biased_neurons, spuriousness_fit  # noqa: E402
+from neurontune.core._validation import check_classes_present  # noqa: E402
 from neurontune.core.errors import crossfit_predictions, loss_quantile_sets  # noqa: E402
 from neurontune.core.scoring import permutation_discoveries, score_error_sets  # noqa: E402
 
@@ -29,8 +30,9 @@ def split_validation(embeddings_val: dict, selection_split: dict) -> dict[str, n
         ide.append(rows[: int(round(fraction * len(rows)))])
     ide = np.sort(np.concatenate(ide))
     sel = np.setdiff1d(np.arange(len(embeddings_val["y"])), ide)
-    if ide.size == 0 or sel.size == 0:
-        raise ValueError(f"validation split gave {ide.size} identification and {sel.size} selection samples; both must be > 0.")
+    n_classes = embeddings_val["logits"].shape[1]
+    for name, rows in (("identification", ide), ("selection", sel)):
+        check_classes_present(embeddings_val["y"][rows], n_classes, f"the {name} half of validation")
     return {"ide": ide, "sel": sel}
 
 
