@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import time
 import warnings
@@ -15,6 +16,7 @@ import warnings
 import mlflow
 from kedro.framework.hooks import hook_impl
 
+from neurontune.io.datasets import apply_storage_options
 from neurontune.models.predictor import checkpoint_digest
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,11 @@ class LineageHook:
         if mlflow.active_run() is None:
             return
         mlflow.set_tag("git_commit", git_commit())
+        # Airflow runs each task as its own kedro run (one MLflow run each): these tags join them up
+        airflow = {f"airflow.{key}": os.environ[f"AIRFLOW_CTX_{key.upper()}"]
+                   for key in ("dag_id", "dag_run_id", "task_id") if os.environ.get(f"AIRFLOW_CTX_{key.upper()}")}
+        if airflow:
+            mlflow.set_tags(airflow)
         if "dataset_manifest" in catalog and catalog.exists("dataset_manifest"):
             mlflow.set_tag("data_digest", catalog.load("dataset_manifest")["digest"])
 
@@ -58,6 +65,17 @@ class LineageHook:
         mlflow.log_input(dataset, context="benchmark", tags=tags)
         mlflow.set_tag("data_digest", manifest["digest"])
         logger.info("logged MLflow dataset input %s (%s)", manifest["name"], manifest["digest"][:12])
+
+
+class ObjectStoreHook:
+    """Applies ``credentials.yml``'s ``object_store`` entry, ``{protocol: storage options}``
+    (e.g. ``s3: {key, secret, endpoint_url}``), to every catalog dataset on that protocol."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        credentials = context.config_loader["credentials"]
+        if "object_store" in credentials:
+            apply_storage_options(credentials["object_store"])
 
 
 class NodeTimingHook:
