@@ -6,14 +6,19 @@ process, so every test gets its own bucket.
 
 from __future__ import annotations
 
-import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
+from tests.tracking.conftest import free_port, stop, wait_for_http
 
 REGION = "us-east-1"
 KEY, SECRET = "neurontune-test", "neurontune-test-secret"  # moto accepts any credentials
@@ -45,12 +50,6 @@ class ObjectStore:
         return self.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """``http://127.0.0.1:<port>`` of a moto S3 server for the whole session (stopped at its end)."""
@@ -69,3 +68,33 @@ def object_store(s3_endpoint) -> ObjectStore:
     store = ObjectStore(s3_endpoint, f"neurontune-{uuid.uuid4().hex[:12]}")
     store.client().create_bucket(Bucket=store.bucket)
     return store
+
+
+@contextmanager
+def mlflow_server(store: ObjectStore, directory: Path, env: dict[str, str]) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 (SQLite backend) proxying artifacts to ``s3://<bucket>/mlflow``.
+
+    Only the server gets bucket credentials and ``MLFLOW_S3_ENDPOINT_URL``; clients need just the
+    tracking URI it yields. The server is always stopped; its log is printed when the block fails.
+    """
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server_env = {key: value for key, value in env.items() if not key.startswith(("AWS_", "MLFLOW_"))}
+    server_env.update({key: value for key, value in store.env().items() if key != "AWS_ENDPOINT_URL"},
+                      MLFLOW_S3_ENDPOINT_URL=store.endpoint)
+    with open(directory / "mlflow-server.log", "w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{directory / 'mlflow-backend.db'}",
+             "--artifacts-destination", f"s3://{store.bucket}/mlflow"],
+            cwd=directory, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            wait_for_http(f"{uri}/health", process, timeout=120)
+            yield uri
+        except BaseException:
+            log.seek(0)
+            print(log.read()[-4000:])
+            raise
+        finally:
+            stop(process)

@@ -14,6 +14,7 @@ import time
 import warnings
 
 import mlflow
+from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
 from neurontune.io.datasets import apply_storage_options
@@ -73,7 +74,10 @@ class ObjectStoreHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        credentials = context.config_loader["credentials"]
+        try:
+            credentials = context.config_loader["credentials"]
+        except MissingConfigException:  # no credentials.yml: the environment's AWS_* variables apply
+            return
         if "object_store" in credentials:
             apply_storage_options(credentials["object_store"])
 

@@ -74,16 +74,18 @@ class _FileDataset(AbstractDataset):
         self._path = path
         self._fs = fsspec.filesystem(protocol, **deepcopy(credentials or {}), **deepcopy(fs_args or {})) if self._remote else None
         # kedro-mlflow's artifact wrapper logs ``_filepath`` after a save, so it must be a local
-        # file: on an object store, the staged copy of the last save
+        # file: on an object store, the staged copy of the last save (removed with the dataset)
         self._staging: tempfile.TemporaryDirectory | None = None
         self.metadata = metadata
 
     @property
-    def _filepath(self) -> PurePosixPath:
+    def _filepath(self) -> Path:
+        """The target on local disk; on an object store, where the last save was staged (read
+        by kedro-mlflow before the save, so the staging folder is made on first access)."""
         if not self._remote:
             return Path(self._path)
         if self._staging is None:
-            return PurePosixPath(self._path)
+            self._staging = tempfile.TemporaryDirectory(prefix="neurontune-staging-")
         return Path(self._staging.name) / PurePosixPath(self._path).name
 
     def load(self) -> Any:
@@ -101,9 +103,7 @@ class _FileDataset(AbstractDataset):
         if not self._remote:
             write_atomically(Path(self._path), lambda temporary: self._write_file(data, temporary))
             return
-        if self._staging is None:
-            self._staging = tempfile.TemporaryDirectory(prefix="neurontune-staging-")
-        staged = Path(self._filepath)
+        staged = self._filepath
         self._write_file(data, staged)  # fails before anything is uploaded
         try:
             self._fs.put_file(str(staged), self._path)
