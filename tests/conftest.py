@@ -20,7 +20,7 @@ def project_environment(**extra) -> dict:
 
 
 def copy_project(destination: Path) -> Path:
-    """A fresh copy of the project (code, configuration, notebooks) with empty data layers."""
+    """A fresh copy of the project (code, configuration, notebooks) with no data."""
     for name in COPIED:
         source = PROJECT_ROOT / name
         if source.is_dir():
@@ -28,8 +28,7 @@ def copy_project(destination: Path) -> Path:
         elif source.exists():
             shutil.copy2(source, destination / name)
     (destination / "conf" / "local").mkdir(exist_ok=True)
-    for layer in ("01_raw", "04_feature", "05_model_input", "06_models", "07_model_output", "08_reporting"):
-        (destination / "data" / layer).mkdir(parents=True, exist_ok=True)
+    (destination / "data").mkdir(exist_ok=True)  # each environment's tree, data/<env>/…, is made by its datasets
     return destination
 
 

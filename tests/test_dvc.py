@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
 
 
 def dvc(project, *arguments):
-    env = project_environment(KEDRO_ENV="ci", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env = project_environment(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     result = subprocess.run([str(BIN / "dvc"), *arguments], cwd=project, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"dvc {' '.join(arguments)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout
@@ -29,6 +29,10 @@ def dvc_project(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("dvc_project"))
     shutil.copytree(PROJECT_ROOT / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    # the suite's reduced configuration instead of the bundled benchmarks
+    stages = project / "dvc.yaml"
+    stages.write_text(stages.read_text().replace("benchmarks: [colored_mnist, waterbirds_like, tweets_negation]",
+                                                 "benchmarks: [ci]"))
     remote = tmp_path_factory.mktemp("dvc_remote")
     dvc(project, "remote", "modify", "--local", "store", "url", str(remote))
     return project
@@ -40,18 +44,18 @@ def test_repro_then_only_evaluation_reruns_after_an_evaluation_parameter_change(
     parameters = dvc_project / "conf" / "base" / "parameters_evaluation.yml"
     parameters.write_text(parameters.read_text().replace("chart_split: test", "chart_split: val"))
     output = dvc(dvc_project, "repro")
-    assert "Running stage 'evaluation'" in output
-    assert "Running stage" not in output.replace("Running stage 'evaluation'", "")
+    assert "Running stage 'evaluation@ci'" in output
+    assert "Running stage" not in output.replace("Running stage 'evaluation@ci'", "")
     assert "up to date" in dvc(dvc_project, "status")
     shown = json.loads(dvc(dvc_project, "metrics", "show", "--json"))
-    metrics = shown[""]["data"]["data/08_reporting/metrics.json"]["data"]
+    metrics = shown[""]["data"]["data/ci/08_reporting/metrics.json"]["data"]
     assert 0.0 <= metrics["neurontune"]["test"]["worst_group_accuracy"] <= 1.0
 
 
 def test_push_delete_pull_restores_the_same_digest(dvc_project):
     if not (dvc_project / "dvc.lock").exists():
-        dvc(dvc_project, "repro", "data_versioning")
-    raw = dvc_project / "data" / "01_raw"
+        dvc(dvc_project, "repro", "data_versioning@ci")
+    raw = dvc_project / "data" / "ci" / "01_raw"
     manifest = json.loads((raw / "dataset_manifest.json").read_text())
     dvc(dvc_project, "push")
     for name in ("inputs.npz", "metadata.parquet", "dataset_manifest.json"):

@@ -21,7 +21,7 @@ def run(ci_project):
 
 
 def test_metrics_json_has_every_method_split_and_metric(ci_project):
-    metrics = json.loads((ci_project / "data" / "08_reporting" / "metrics.json").read_text())
+    metrics = json.loads((ci_project / "data" / "ci" / "08_reporting" / "metrics.json").read_text())
     assert set(metrics) == METHODS
     for method in METHODS:
         assert set(metrics[method]) == {"train", "val", "test"}
@@ -41,7 +41,7 @@ def test_mlflow_run_has_params_metrics_artifacts_dataset_input_and_tags(run, ci_
                  for a in client.list_artifacts(latest.info.run_id, folder)}
     assert {"reporting/group_accuracy.png", "reporting/metrics.json", "models/erm_model.pt",
             "identification/neuron_scores.png", "heads/neurontune_head.npz"} <= artifacts
-    manifest = json.loads((ci_project / "data" / "01_raw" / "dataset_manifest.json").read_text())
+    manifest = json.loads((ci_project / "data" / "ci" / "01_raw" / "dataset_manifest.json").read_text())
     (dataset_input,) = latest.inputs.dataset_inputs
     assert dataset_input.dataset.name == "colored_mnist"
     assert manifest["digest"].startswith(dataset_input.dataset.digest)
@@ -52,7 +52,7 @@ def test_mlflow_run_has_params_metrics_artifacts_dataset_input_and_tags(run, ci_
 
 
 def test_rerunning_neurontune_reuses_the_cache_and_is_deterministic(ci_project):
-    data = ci_project / "data"
+    data = ci_project / "data" / "ci"
     model, caches = data / "06_models" / "erm_model.pt", sorted((data / "04_feature").glob("*.npz"))
     before = {path: path.stat().st_mtime_ns for path in [model, *caches]}
     metrics_before = (data / "08_reporting" / "metrics.json").read_bytes()
@@ -76,15 +76,15 @@ def test_rerunning_neurontune_reuses_the_cache_and_is_deterministic(ci_project):
 def kedro_table(project, name):
     import pandas as pd
 
-    return pd.read_parquet(project / "data" / "08_reporting" / f"{name}.parquet")
+    return pd.read_parquet(project / "data" / "ci" / "08_reporting" / f"{name}.parquet")
 
 
 def test_failed_run_leaves_previous_outputs_intact(ci_project):
-    metrics = ci_project / "data" / "08_reporting" / "metrics.json"
+    metrics = ci_project / "data" / "ci" / "08_reporting" / "metrics.json"
     before = metrics.read_bytes()
     result = kedro(ci_project, "run", "--env", "ci", "--pipelines", "neurontune_regulation,evaluation",
                    "--params", "neurontune_regulation.tuning.retrain.solver=adam", check=False)
     assert result.returncode != 0
     assert "solver must be one of ['lbfgs', 'sgd']; got 'adam'" in result.stdout + result.stderr
     assert metrics.read_bytes() == before
-    np.load(ci_project / "data" / "06_models" / "neurontune_head.npz")  # still a readable file
+    np.load(ci_project / "data" / "ci" / "06_models" / "neurontune_head.npz")  # still a readable file

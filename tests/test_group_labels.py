@@ -28,16 +28,17 @@ def twin_runs(ci_project, tmp_path_factory):
     runs = {}
     for arm in ("true", "random"):
         project = copy_project(tmp_path_factory.mktemp(f"labels_{arm}"))
+        (project / "data" / "ci" / "01_raw").mkdir(parents=True)
         for name in ("inputs.npz", "metadata.parquet", "dataset_manifest.json"):
-            shutil.copy2(ci_project / "data" / "01_raw" / name, project / "data" / "01_raw" / name)
+            shutil.copy2(ci_project / "data" / "ci" / "01_raw" / name, project / "data" / "ci" / "01_raw" / name)
         if arm == "random":
-            path = project / "data" / "01_raw" / "metadata.parquet"
+            path = project / "data" / "ci" / "01_raw" / "metadata.parquet"
             metadata = pd.read_parquet(path)
             metadata["a"] = np.random.default_rng(123).integers(0, 2, len(metadata))
             metadata["group"] = 2 * metadata["y"] + metadata["a"]
             metadata.to_parquet(path, index=False)
         kedro(project, "run", "--env", "ci", "--pipelines", TRAINING_SIDE)
-        runs[arm] = project / "data"
+        runs[arm] = project / "data" / "ci"
     return runs
 
 

@@ -5,7 +5,7 @@ from tests.conftest import project_environment
 
 
 def test_notebook_loads_outputs_through_the_catalog(ci_project, monkeypatch):
-    for key, value in project_environment().items():
+    for key, value in project_environment(KEDRO_ENV="ci").items():  # the environment the fixture ran
         monkeypatch.setenv(key, value)
     notebook = nbformat.read(ci_project / "notebooks" / "group_accuracies.ipynb", as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3",

@@ -44,33 +44,48 @@ def run_lineage(arguments: argparse.Namespace, parser: argparse.ArgumentParser) 
     return 1 if arguments.verify and not chain["verification"]["ok"] else 0
 
 
-def export_embeddings(output: Path, env: str | None = None) -> dict:
-    """Load the run's caches, metadata and ERM head through the project's catalog and write one ``.npz``.
+def project_catalog(env: str | None = None):
+    """The catalog of the project in the working directory for Kedro environment ``env``.
 
-    Reads the catalog configuration of the project in the working directory directly,
-    so exporting starts no Kedro session and no MLflow run.
+    Reads the configuration directly, so it starts no Kedro session and no MLflow run.
     """
     from kedro.config import OmegaConfigLoader
     from kedro.io import DataCatalog
 
-    from neurontune.data.export import embedding_export
-    from neurontune.data.tables import SPLITS
-    from neurontune.io.datasets import NpzDataset
     from neurontune.settings import CONFIG_LOADER_ARGS
 
     loader = OmegaConfigLoader(conf_source=str(Path.cwd() / "conf"), env=env, **CONFIG_LOADER_ARGS)
-    catalog = DataCatalog.from_config(loader["catalog"])
+    return DataCatalog.from_config(loader["catalog"])
+
+
+def catalog_filepath(name: str, env: str | None = None) -> Path:
+    """Where the catalog entry ``name`` of environment ``env`` is stored."""
+    return Path(project_catalog(env).get(name)._describe()["filepath"])
+
+
+def export_embeddings(output: Path | None, env: str | None = None) -> tuple[Path, dict]:
+    """Load the run's caches, metadata and ERM head through the project's catalog and write one ``.npz``
+    (default: ``embeddings_export.npz`` beside the catalog's ``method_predictions``)."""
+    from neurontune.data.export import embedding_export
+    from neurontune.data.tables import SPLITS
+    from neurontune.io.datasets import NpzDataset
+
+    catalog = project_catalog(env)
+    if output is None:
+        output = Path(catalog.get("method_predictions")._describe()["filepath"]).with_name("embeddings_export.npz")
     caches = {split: catalog.load(f"embeddings_{split}") for split in SPLITS}
     arrays = embedding_export(caches, catalog.load("raw_metadata"), catalog.load("erm_head"))
     NpzDataset(str(output)).save(arrays)
-    return arrays
+    return output, arrays
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="neurontune", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     summary = commands.add_parser("summary", help="print the per-group accuracy table from metrics.json")
-    summary.add_argument("metrics", nargs="?", default="data/08_reporting/metrics.json", type=Path)
+    summary.add_argument("metrics", nargs="?", default=None, type=Path,
+                         help="a metrics.json (default: the catalog's `metrics` of --env)")
+    summary.add_argument("--env", default=None, help="Kedro environment (benchmark) whose metrics to show")
     summary.add_argument("--split", default="test", choices=["train", "val", "test"])
     lineage = commands.add_parser("lineage", help="audit a registered model: run, commit, parameters, data, ERM model, metrics")
     lineage.add_argument("model_uri", help="models:/NAME@ALIAS or models:/NAME/VERSION")
@@ -82,19 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser(
         "export-embeddings",
         help="write one .npz with x_/y_/g_{train,val,test} and the ERM head w0, b0 (run `kedro run` first)")
-    export.add_argument("--output", default="data/07_model_output/embeddings_export.npz", type=Path)
+    export.add_argument("--output", default=None, type=Path,
+                        help="default: embeddings_export.npz in the benchmark's 07_model_output folder")
     export.add_argument("--env", default=None, help="Kedro environment of the run to export (a benchmark)")
     arguments = parser.parse_args(argv)
     if arguments.command == "lineage":
         return run_lineage(arguments, parser)
     if arguments.command == "summary":
-        if not arguments.metrics.exists():
-            parser.error(f"{arguments.metrics} does not exist; run `kedro run` first.")
-        print(summarise(arguments.metrics, arguments.split))
+        metrics = arguments.metrics or catalog_filepath("metrics", arguments.env)
+        if not metrics.exists():
+            parser.error(f"{metrics} does not exist; run `kedro run{' --env ' + arguments.env if arguments.env else ''}` first.")
+        print(summarise(metrics, arguments.split))
     elif arguments.command == "export-embeddings":
-        arrays = export_embeddings(arguments.output, arguments.env)
+        output, arrays = export_embeddings(arguments.output, arguments.env)
         shapes = ", ".join(f"{key} {value.shape}" for key, value in arrays.items() if key[0] in "xwb")
-        print(f"wrote {arguments.output}: {shapes}")
+        print(f"wrote {output}: {shapes}")
     return 0
 
 

@@ -62,9 +62,9 @@ def test_console_command_writes_the_file(tiny_run, tmp_path, monkeypatch):
     shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
     (tmp_path / "conf" / "local").mkdir()
     for split in ("train", "val", "test"):
-        NpzDataset(str(tmp_path / f"data/04_feature/embeddings_{split}.npz")).save(tiny_run[f"embeddings_{split}"])
-    NpzDataset(str(tmp_path / "data/04_feature/erm_head.npz")).save(tiny_run["erm_head"])
-    ParquetTableDataset(str(tmp_path / "data/01_raw/metadata.parquet")).save(tiny_run["raw_metadata"])
+        NpzDataset(str(tmp_path / f"data/colored_mnist/04_feature/embeddings_{split}.npz")).save(tiny_run[f"embeddings_{split}"])
+    NpzDataset(str(tmp_path / "data/colored_mnist/04_feature/erm_head.npz")).save(tiny_run["erm_head"])
+    ParquetTableDataset(str(tmp_path / "data/colored_mnist/01_raw/metadata.parquet")).save(tiny_run["raw_metadata"])
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert console.main(["export-embeddings", "--output", "out/export.npz"]) == 0

@@ -33,20 +33,20 @@ def lineage(trained_project, capsys):
 def test_each_link_resolves(trained_project, lineage):
     code, chain = lineage(f"models:/{MODEL_NAME}@champion", "--json")
     assert code == 0
-    record = json.loads((trained_project.path / "data/06_models/registered_model.json").read_text())
+    record = json.loads((trained_project.path / "data/ci/06_models/registered_model.json").read_text())
     # the first run registered v1, the second run v2: the record on disk is v2's
     assert chain["model"]["version"] == "1" and "champion" in chain["model"]["aliases"]
     assert chain["run"]["status"] == "FINISHED"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=trained_project.path, capture_output=True, text=True).stdout.strip()
     assert chain["code"] == {"git_commit": head, "dirty": False, "resolves": True}
     assert chain["parameters"]["erm_training.epochs"] == "3"  # the ci environment
-    manifest = json.loads((trained_project.path / "data/01_raw/dataset_manifest.json").read_text())
+    manifest = json.loads((trained_project.path / "data/ci/01_raw/dataset_manifest.json").read_text())
     data = chain["data"]
     assert data["digest"] == data["model_version_digest"] == data["manifest_digest"] == manifest["digest"]
     assert data["dataset_inputs"][0]["digest"] == manifest["digest"][:32]
     assert data["dvc"] == {"lock_file": None, "outs": []}  # no dvc.lock in this project: reported, not an error
     assert chain["erm_model"]["run_id"] == chain["run"]["run_id"] and chain["erm_model"]["artifact"].endswith("erm_model.pt")
-    metrics = json.loads((trained_project.path / "data/08_reporting/metrics.json").read_text())["neurontune"]["test"]
+    metrics = json.loads((trained_project.path / "data/ci/08_reporting/metrics.json").read_text())["neurontune"]["test"]
     assert chain["metrics"]["recorded_on_version"]["test"]["worst_group_accuracy"] == metrics["worst_group_accuracy"]
     assert chain["metrics"]["run"]["evaluation_metrics.neurontune.test.worst_group_accuracy"] == pytest.approx(metrics["worst_group_accuracy"])
     assert record["version"] == "2"
@@ -71,10 +71,10 @@ def test_text_output_and_verify_on_untouched_data(lineage):
 
 def test_verify_catches_tampered_data(trained_project, lineage, tmp_path):
     copy = tmp_path / "checkout"
-    shutil.copytree(trained_project.path / "data" / "01_raw", copy / "data" / "01_raw")
-    metadata = pd.read_parquet(copy / "data/01_raw/metadata.parquet")
+    shutil.copytree(trained_project.path / "data" / "ci" / "01_raw", copy / "data" / "ci" / "01_raw")
+    metadata = pd.read_parquet(copy / "data/ci/01_raw/metadata.parquet")
     metadata.loc[0, "y"] = 1 - metadata.loc[0, "y"]  # one flipped label
-    metadata.to_parquet(copy / "data/01_raw/metadata.parquet", index=False)
+    metadata.to_parquet(copy / "data/ci/01_raw/metadata.parquet", index=False)
     code, chain = lineage(f"models:/{MODEL_NAME}@champion", "--json", "--verify", project_dir=copy)
     assert code == 1
     checks = {check["check"]: check for check in chain["verification"]["checks"]}
@@ -84,16 +84,16 @@ def test_verify_catches_tampered_data(trained_project, lineage, tmp_path):
 
 def test_dvc_lock_hashes_are_reported_and_checked(trained_project, lineage, tmp_path):
     copy = tmp_path / "checkout"
-    shutil.copytree(trained_project.path / "data" / "01_raw", copy / "data" / "01_raw")
-    inputs_md5 = _md5(copy / "data/01_raw/inputs.npz")
+    shutil.copytree(trained_project.path / "data" / "ci" / "01_raw", copy / "data" / "ci" / "01_raw")
+    inputs_md5 = _md5(copy / "data/ci/01_raw/inputs.npz")
     (copy / "dvc.lock").write_text(
         "schema: '2.0'\nstages:\n  data_versioning:\n    cmd: kedro run --pipelines data_versioning\n    outs:\n"
-        f"    - path: data/01_raw/inputs.npz\n      hash: md5\n      md5: {inputs_md5}\n"
+        f"    - path: data/ci/01_raw/inputs.npz\n      hash: md5\n      md5: {inputs_md5}\n"
     )
     code, chain = lineage(f"models:/{MODEL_NAME}@champion", "--json", "--verify", project_dir=copy)
     assert code == 0
-    assert chain["data"]["dvc"]["outs"] == [{"stage": "data_versioning", "path": "data/01_raw/inputs.npz", "md5": inputs_md5}]
-    with open(copy / "data/01_raw/inputs.npz", "ab") as handle:
+    assert chain["data"]["dvc"]["outs"] == [{"stage": "data_versioning", "path": "data/ci/01_raw/inputs.npz", "md5": inputs_md5}]
+    with open(copy / "data/ci/01_raw/inputs.npz", "ab") as handle:
         handle.write(b"\0")
     code, chain = lineage(f"models:/{MODEL_NAME}@champion", "--json", "--verify", project_dir=copy)
     assert code == 1

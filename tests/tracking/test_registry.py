@@ -38,12 +38,12 @@ def test_decisions_are_recorded_on_versions_and_runs(trained_project, client):
     run = client.get_run(second.run_id)
     assert run.data.tags["promotion.status"] == "refused"
     assert run.data.tags["promotion.champion_version"] == "1"
-    decision = json.loads((trained_project.path / "data/08_reporting/promotion_decision.json").read_text())
+    decision = json.loads((trained_project.path / "data/ci/08_reporting/promotion_decision.json").read_text())
     assert decision["status"] == "refused" and decision["challenger_version"] == 2
 
 
 def test_version_records_evaluated_numbers_and_lineage_tags(trained_project, client):
-    metrics = json.loads((trained_project.path / "data/08_reporting/metrics.json").read_text())["neurontune"]
+    metrics = json.loads((trained_project.path / "data/ci/08_reporting/metrics.json").read_text())["neurontune"]
     version = client.get_model_version(MODEL_NAME, "1")
     for split in ("val", "test"):
         assert float(version.tags[f"eval.{split}.worst_group_accuracy"]) == metrics[split]["worst_group_accuracy"]
@@ -78,12 +78,12 @@ def test_fresh_process_predicts_what_evaluation_scored(trained_project):
     script = textwrap.dedent(f"""
         import json, mlflow, numpy as np, pandas as pd
         model = mlflow.pyfunc.load_model("models:/{MODEL_NAME}@champion")
-        with np.load("data/01_raw/inputs.npz") as arrays:
+        with np.load("data/ci/01_raw/inputs.npz") as arrays:
             inputs = arrays["inputs"]
-        metadata = pd.read_parquet("data/01_raw/metadata.parquet")
+        metadata = pd.read_parquet("data/ci/01_raw/metadata.parquet")
         test = (metadata["split"] == "test").to_numpy()
         output = model.predict(inputs[test])
-        scored = pd.read_parquet("data/07_model_output/method_predictions.parquet")
+        scored = pd.read_parquet("data/ci/07_model_output/method_predictions.parquet")
         scored = scored[(scored["method"] == "neurontune") & (scored["split"] == "test")]
         print(json.dumps({{
             "same_ids": bool((scored["sample_id"].to_numpy() == metadata["sample_id"].to_numpy()[test]).all()),

@@ -47,9 +47,9 @@ def invoke(url: str, payload) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def test_images(trained_project):
-    with np.load(trained_project.path / "data/01_raw/inputs.npz") as arrays:
+    with np.load(trained_project.path / "data/ci/01_raw/inputs.npz") as arrays:
         inputs = arrays["inputs"]
-    metadata = pd.read_parquet(trained_project.path / "data/01_raw/metadata.parquet")
+    metadata = pd.read_parquet(trained_project.path / "data/ci/01_raw/metadata.parquet")
     rows = np.flatnonzero(metadata["split"].to_numpy() == "test")[:8]
     return inputs[rows], metadata["sample_id"].to_numpy()[rows]
 
@@ -60,7 +60,7 @@ def test_serves_predictions_matching_evaluation(server, trained_project, test_im
     assert status == 200, body
     predictions = pd.DataFrame(body["predictions"])
     assert list(predictions.columns) == ["prediction", "probability_0", "probability_1"]
-    scored = pd.read_parquet(trained_project.path / "data/07_model_output/method_predictions.parquet")
+    scored = pd.read_parquet(trained_project.path / "data/ci/07_model_output/method_predictions.parquet")
     scored = scored[(scored["method"] == "neurontune") & (scored["split"] == "test")].set_index("sample_id")
     assert predictions["prediction"].tolist() == scored.loc[sample_ids, "y_pred"].tolist()
     np.testing.assert_allclose(predictions[["probability_0", "probability_1"]].sum(axis=1), 1.0)

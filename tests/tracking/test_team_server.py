@@ -44,7 +44,7 @@ def test_registry_and_promotion_against_a_tracking_server(trained_project, tmp_p
         script = textwrap.dedent(f"""
             import json, mlflow, numpy as np
             model = mlflow.pyfunc.load_model("models:/{MODEL_NAME}@champion")
-            with np.load("data/01_raw/inputs.npz") as arrays:
+            with np.load("data/ci/01_raw/inputs.npz") as arrays:
                 output = model.predict(arrays["inputs"][:5])
             print(json.dumps(output["prediction"].tolist()))
         """)
