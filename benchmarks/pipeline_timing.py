@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neurontune.data.tables import CLASS_LABEL_COLUMNS
-from neurontune.io.datasets import NpzDataset, ParquetTableDataset, TorchCheckpointDataset
+from neurontune.console import project_catalog
 from neurontune.models.backbones import model_from_checkpoint
 from neurontune.pipelines.embedding_caching.nodes import cache_embeddings
 from neurontune.pipeline_registry import STAGES
@@ -35,7 +34,7 @@ def time_pipelines(env: str) -> dict[str, float]:
     kedro = Path(sys.executable).parent / "kedro"
     environment = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     times = {}
-    for name in STAGES:
+    for name in STAGES:  # in execution order
         start = time.perf_counter()
         subprocess.run([str(kedro), "run", "--env", env, "--pipelines", name], cwd=PROJECT, env=environment,
                        check=True, capture_output=True)
@@ -50,10 +49,9 @@ def bare_loop(model, inputs: np.ndarray, batch_size: int) -> None:
             model.head(model.embed(batch))
 
 
-def embedding_throughput(batch_size: int, repeats: int) -> tuple[float, float, int]:
-    inputs = NpzDataset(str(PROJECT / "data/01_raw/inputs.npz")).load()
-    labels = ParquetTableDataset(str(PROJECT / "data/01_raw/metadata.parquet"), list(CLASS_LABEL_COLUMNS)).load()
-    checkpoint = TorchCheckpointDataset(str(PROJECT / "data/06_models/erm_model.pt")).load()
+def embedding_throughput(env: str, batch_size: int, repeats: int) -> tuple[float, float, int]:
+    catalog = project_catalog(env)  # the run's own files, wherever the environment keeps them
+    inputs, labels, checkpoint = (catalog.load(name) for name in ("raw_inputs", "class_labels", "erm_model"))
     model = model_from_checkpoint(checkpoint)
     n = len(labels)
     node_times, bare_times = [], []
@@ -69,7 +67,7 @@ def embedding_throughput(batch_size: int, repeats: int) -> tuple[float, float, i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="base")
+    parser.add_argument("--env", default="colored_mnist")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--skip-pipelines", action="store_true")
@@ -82,7 +80,7 @@ def main() -> None:
         if "erm_training" in times:
             nt = times["neuron_identification"] + times["neurontune_regulation"]
             print(f"identification + regulation / ERM training = {nt / times['erm_training']:.2f}")
-    node, bare, n = embedding_throughput(arguments.batch_size, arguments.repeats)
+    node, bare, n = embedding_throughput(arguments.env, arguments.batch_size, arguments.repeats)
     print(f"embedding_caching: {node:.0f} samples/s; bare inference_mode loop: {bare:.0f} samples/s; "
           f"ratio {node / bare:.2f} ({n} samples, batch {arguments.batch_size}, median of {arguments.repeats})")
 

@@ -1,18 +1,21 @@
-"""Benchmark runner: benchmarks × validation regimes × seeds, NeuronTune beside its peers.
+"""The benchmark runner: benchmarks × ERM modes × validation regimes × seeds, NeuronTune beside its peers.
 
-Each (benchmark, regime, seed) is one ``kedro run`` in a subprocess, logged as its own
-MLflow run nested under one parent run; the report reads every number back from
-those runs (test metrics from the ``reporting/metrics.json`` artifact, per-node wall
-times from the ``timing.<node>_seconds`` metrics of :class:`neurontune.hooks.NodeTimingHook`)::
+Each (benchmark, ERM mode, regime, seed) is one ``kedro run --env BENCHMARK`` in a subprocess,
+logged as its own MLflow run nested under one parent run; the report reads every number back
+from those runs: test metrics and the validity card from the ``reporting/metrics.json``
+artifact, per-node wall times from the ``timing.<node>_seconds`` metrics of
+:class:`neurontune.hooks.NodeTimingHook`. The methods, their labels and their nodes come from
+the method registry (``neurontune.methods``). Run data go to ``data/benchmark_runs/<env>/``
+(``NEURONTUNE_DATA_ROOT``), so a report never overwrites the project's own ``data/<env>/``::
 
     python -m benchmarks.run                                   # colored_mnist, both regimes, 5 seeds
-    python -m benchmarks.run --benchmarks colored_mnist,waterbirds_like --seeds 3
+    python -m benchmarks.run --benchmarks waterbirds_like --erm-modes linear_probe,finetune --seeds 3
     python -m benchmarks.run --seed-list 0,7 --regimes correlated --params erm_training.epochs=2
-    python -m benchmarks.run --report-only                     # re-render from results/runs.csv
+    python -m benchmarks.run --report-only --output benchmarks/results/waterbirds_like
     python -m benchmarks.run --resume PARENT_RUN_ID            # keep finished child runs, run the rest
 
-Writes ``<output>/REPORT.md``, ``<output>/worst_group_accuracy.png`` and
-``<output>/runs.csv`` (one row per method per run).
+Writes ``<output>/REPORT.md``, ``<output>/worst_group_accuracy.png`` and ``<output>/runs.csv``
+(one row per method per run) with ``runs_meta.json``.
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ logger = logging.getLogger("benchmarks.run")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-#: benchmark name → Kedro environment (None = conf/base, the default benchmark).
-BENCHMARK_ENVS = {"colored_mnist": None, "waterbirds_like": "waterbirds_like", "tweets_negation": "tweets_negation"}
 #: validation regime → P(attribute = class) in validation (train keeps its own correlation).
 REGIMES = {"balanced": 0.5, "correlated": 0.95}
 REGIME_PARAMETER = "data_versioning.val_correlation"
+#: ERM modes; ``default`` keeps the benchmark environment's own mode.
+ERM_MODES = ("default", "linear_probe", "finetune")
+MODE_PARAMETER = "erm_training.mode"
 #: every seed a run changes: the data, ERM, the validation halves, NeuronTune's and the baselines' retraining.
 SEED_PARAMETERS = (
     "data_versioning.seed",
@@ -49,52 +53,69 @@ SEED_PARAMETERS = (
     "neurontune_regulation.tuning.seed",
     "baselines.settings.seed",
 )
-#: nodes whose wall time is a method's own cost (identification + regulation for NeuronTune).
-IDENTIFICATION_NODES = ("score_identification_neurons", "select_default_mask")
-METHOD_NODES = {
-    "erm": ("train_erm_model",),
-    "class_balanced_retrain": ("regulate_class_balanced_retrain",),
-    "neurontune": (*IDENTIFICATION_NODES, "regulate_neurontune"),
-    "neurontune_dagger": (*IDENTIFICATION_NODES, "regulate_neurontune_dagger"),
-    "dfr": ("fit_dfr",),
-    "dfr_groupfree": ("fit_dfr_groupfree",),
-    "jtt_last_layer": ("fit_jtt_last_layer",),
-    "afr": ("fit_afr",),
-    "group_balanced_oracle": ("fit_group_balanced_oracle",),
-}
-REFERENCE_METHOD = "neurontune"
+IDENTIFICATION_NODE = "score_identification_neurons"
+#: the cost reference of the speed ratios (the cheapest strong peer).
+COST_REFERENCE = "dfr"
 REPORT_SPLIT = "test"
+#: paired differences the report shows (method, reference, what the difference measures).
+PAIRED_DIFFERENCES = (
+    ("neurontune", "class_balanced_retrain", "what the mask adds: NeuronTune − the same retraining without it (training split)"),
+    ("neurontune_dagger", "class_balanced_retrain_val",
+     "what the mask adds: NeuronTune† − the same retraining without it (identification half of validation)"),
+    ("neurontune_dagger_crossfit", "neurontune_dagger", "cross-fitting: NeuronTune† on all validation − on half"),
+    ("neurontune_dagger_crossfit", "dfr_groupfree", "cross-fitted NeuronTune† − group-free DFR (the same data)"),
+)
+VALIDITY_COLUMNS = ("erm_mean_accuracy", "erm_worst_group_accuracy", "oracle_worst_group_accuracy", "headroom")
+
+
+def registry():
+    from neurontune.methods import load_registry
+
+    return load_registry(PROJECT_ROOT)
+
+
+def method_nodes() -> dict[str, tuple[str, ...]]:
+    """Each registered method → the nodes whose wall time is its own cost (NeuronTune: scoring + its grid)."""
+    nodes = {}
+    for name, method in registry().items():
+        nodes[name] = (IDENTIFICATION_NODE, method.node_name) if method.kind == "neurontune" else (method.node_name,)
+    return nodes
 
 
 # ------------------------------------------------------------------------- running
 
 
-def seed_parameters(seed: int, val_correlation: float) -> dict[str, object]:
+def run_parameters(seed: int, val_correlation: float, erm_mode: str = "default") -> dict[str, object]:
     """Runtime parameters of one run."""
-    return {**{name: seed for name in SEED_PARAMETERS}, REGIME_PARAMETER: val_correlation}
+    params = {**{name: seed for name in SEED_PARAMETERS}, REGIME_PARAMETER: val_correlation}
+    if erm_mode != "default":
+        params[MODE_PARAMETER] = erm_mode
+    return params
 
 
-def kedro_command(env: str | None, params: dict[str, object], extra_params: list[str]) -> list[str]:
-    """``python -m kedro run [--env ENV] --params k=v,...``."""
-    command = [sys.executable, "-m", "kedro", "run"]
-    if env:
-        command += ["--env", env]
+def kedro_command(env: str, params: dict[str, object], extra_params: list[str]) -> list[str]:
+    """``python -m kedro run --env ENV --params k=v,...``."""
     pairs = [f"{key}={value}" for key, value in params.items()] + list(extra_params)
-    return command + ["--params", ",".join(pairs)]
+    return [sys.executable, "-m", "kedro", "run", "--env", env, "--params", ",".join(pairs)]
 
 
-def run_one(client, experiment_id: str, parent_id: str, benchmark: str, regime: str, seed: int, *,
-            extra_params: list[str], project_path: Path, tracking_uri: str, experiment: str, log_dir: Path) -> list[dict]:
+def run_name(benchmark: str, erm_mode: str, regime: str, seed: int) -> str:
+    return f"{benchmark} · {erm_mode} · {regime} · seed {seed}"
+
+
+def run_one(client, experiment_id: str, parent_id: str, key: tuple, *, extra_params: list[str], project_path: Path,
+            tracking_uri: str, experiment: str, log_dir: Path, data_root: Path) -> list[dict]:
     """One seeded ``kedro run`` as a child MLflow run; returns one row per evaluated method."""
-    params = seed_parameters(seed, REGIMES[regime])
-    tags = {"mlflow.parentRunId": parent_id, "benchmark": benchmark, "regime": regime, "seed": str(seed)}
-    child = client.create_run(experiment_id, run_name=f"{benchmark}-{regime}-seed{seed}", tags=tags)
+    benchmark, erm_mode, regime, seed = key
+    tags = {"mlflow.parentRunId": parent_id, "benchmark": benchmark, "erm_mode": erm_mode, "regime": regime,
+            "seed": str(seed)}
+    child = client.create_run(experiment_id, run_name=run_name(*key), tags=tags)
     run_id = child.info.run_id
-    env = {**os.environ, "MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": tracking_uri,
+    env = {**os.environ, "MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": tracking_uri, "NEURONTUNE_DATA_ROOT": str(data_root),
            "NEURONTUNE_EXPERIMENT": experiment, "KEDRO_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT / "src"), env.get("PYTHONPATH")]))
-    command = kedro_command(BENCHMARK_ENVS.get(benchmark, benchmark), params, extra_params)
-    log_path = log_dir / f"{benchmark}-{regime}-seed{seed}.log"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_path / "src"), env.get("PYTHONPATH")]))
+    command = kedro_command(benchmark, run_parameters(seed, REGIMES[regime], erm_mode), extra_params)
+    log_path = log_dir / f"{benchmark}-{erm_mode}-{regime}-seed{seed}.log"
     started = time.perf_counter()
     with open(log_path, "w") as log:
         completed = subprocess.run(command, cwd=project_path, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -104,45 +125,50 @@ def run_one(client, experiment_id: str, parent_id: str, benchmark: str, regime: 
             client.set_terminated(run_id, "FAILED")
         tail = log_path.read_text().splitlines()[-15:]
         raise RuntimeError(f"{' '.join(command)} failed (exit {completed.returncode}); log {log_path}:\n" + "\n".join(tail))
-    client.update_run(run_id, name=f"{benchmark}-{regime}-seed{seed}")  # kedro-mlflow renames it after the pipeline
-    return collect_run(client, tracking_uri, run_id, benchmark, regime, seed, wall)
+    client.update_run(run_id, name=run_name(*key))  # kedro-mlflow renames it after the pipeline
+    return collect_run(client, tracking_uri, run_id, key, wall)
 
 
-def collect_run(client, tracking_uri: str, run_id: str, benchmark: str, regime: str, seed: int, wall_seconds: float) -> list[dict]:
+def collect_run(client, tracking_uri: str, run_id: str, key: tuple, wall_seconds: float) -> list[dict]:
     """Rows (method × metrics × timings) read back from one finished MLflow run."""
     import mlflow
 
+    from neurontune.methods import VALIDITY, method_entries
+
     with tempfile.TemporaryDirectory() as folder:
-        metrics = json.loads(Path(mlflow.artifacts.download_artifacts(
+        report = json.loads(Path(mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path="reporting/metrics.json", dst_path=folder,
             tracking_uri=tracking_uri)).read_text())
         labels = json.loads(Path(mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path="reporting/method_labels_used.json", dst_path=folder,
             tracking_uri=tracking_uri)).read_text())
+    run = client.get_run(run_id)
     timings = {name[len("timing."):-len("_seconds")]: value
-               for name, value in client.get_run(run_id).data.metrics.items() if name.startswith("timing.")}
+               for name, value in run.data.metrics.items() if name.startswith("timing.")}
     stages = {f"stage_{stage}_seconds": _node_seconds(timings, nodes) for stage, nodes in stage_nodes().items()}
+    card = report.get(VALIDITY, {}).get(REPORT_SPLIT, {})
+    benchmark, erm_mode, regime, seed = key
+    nodes = method_nodes()
     rows = []
-    for method, splits in metrics.items():
+    for method, splits in method_entries(report).items():
         test = splits[REPORT_SPLIT]
         rows.append({
-            "benchmark": benchmark, "regime": regime, "seed": seed, "method": method,
-            "labels_used": labels.get(method, "unknown"),
+            "benchmark": benchmark, "erm_mode": run.data.params.get(MODE_PARAMETER, erm_mode), "regime": regime,
+            "seed": seed, "method": method, "labels_used": labels.get(method, "unknown"),
             "worst_group_accuracy": test["worst_group_accuracy"], "mean_accuracy": test["mean_accuracy"],
             "worst_class_accuracy": test["worst_class_accuracy"], "n_masked": test.get("n_masked", 0),
-            "method_seconds": _node_seconds(timings, METHOD_NODES.get(method, ())),
-            "erm_seconds": _node_seconds(timings, METHOD_NODES["erm"]),
-            "neurontune_seconds": _node_seconds(timings, METHOD_NODES[REFERENCE_METHOD]),
+            "method_seconds": _node_seconds(timings, nodes.get(method, ())),
+            "erm_seconds": _node_seconds(timings, nodes.get("erm", ())),
+            "reference_seconds": _node_seconds(timings, nodes.get(COST_REFERENCE, ())),
+            **{f"validity_{name}": card.get(name, float("nan")) for name in VALIDITY_COLUMNS},
             "run_wall_seconds": wall_seconds, "run_id": run_id, **stages,
         })
     return rows
 
 
 def finished_children(client, tracking_uri: str, experiment_id: str, parent_id: str) -> tuple[dict, float]:
-    """Rows of the finished child runs of ``parent_id`` keyed by (benchmark, regime, seed), and their total wall time.
-
-    Children left RUNNING by an interrupted runner are marked KILLED.
-    """
+    """Rows of the finished child runs of ``parent_id`` keyed by (benchmark, ERM mode, regime, seed), and their total
+    wall time. Children left RUNNING by an interrupted runner are marked KILLED."""
     children = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
     done, elapsed = {}, 0.0
     for child in children:
@@ -150,9 +176,10 @@ def finished_children(client, tracking_uri: str, experiment_id: str, parent_id: 
             client.set_terminated(child.info.run_id, "KILLED")
         if child.info.status != "FINISHED":
             continue
-        key = (child.data.tags["benchmark"], child.data.tags["regime"], int(child.data.tags["seed"]))
+        tags = child.data.tags
+        key = (tags["benchmark"], tags.get("erm_mode", "default"), tags["regime"], int(tags["seed"]))
         wall = (child.info.end_time - child.info.start_time) / 1000.0
-        done[key] = collect_run(client, tracking_uri, child.info.run_id, *key, wall)
+        done[key] = collect_run(client, tracking_uri, child.info.run_id, key, wall)
         elapsed += wall
     logger.info("resuming parent %s: %d finished runs kept", parent_id, len(done))
     return done, elapsed
@@ -160,9 +187,11 @@ def finished_children(client, tracking_uri: str, experiment_id: str, parent_id: 
 
 def stage_nodes() -> dict[str, tuple[str, ...]]:
     """Node names of every pipeline stage of the project's DAG, in execution order."""
-    from neurontune.pipeline_registry import STAGES
+    from neurontune.pipeline_registry import register_pipelines
 
-    return {name: tuple(node.name for node in module.create_pipeline().nodes) for name, module in STAGES.items()}
+    pipelines = register_pipelines()
+    return {name: tuple(node.name for node in pipeline.nodes) for name, pipeline in pipelines.items()
+            if name != "__default__"}
 
 
 def _node_seconds(timings: dict[str, float], nodes) -> float:
@@ -173,29 +202,59 @@ def _node_seconds(timings: dict[str, float], nodes) -> float:
 
 # ------------------------------------------------------------------------- report
 
+GROUPING = ["benchmark", "erm_mode", "regime"]
+
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std over seeds per benchmark, regime and method, with per-run time ratios."""
-    rows = rows.assign(
-        ratio_to_neurontune=rows["method_seconds"] / rows["neurontune_seconds"],
-        neurontune_to_erm=rows["neurontune_seconds"] / rows["erm_seconds"],
-    )
-    order = {method: rank for rank, method in enumerate(METHOD_NODES)}
-    rows = rows.assign(_order=rows["method"].map(order).fillna(len(order))).sort_values("_order", kind="stable")
-    rows = rows.sort_values(["benchmark", "regime"], key=_first_seen, kind="stable")
-    grouped = rows.groupby(["benchmark", "regime", "method"], sort=False)
+    """Mean ± std over seeds per benchmark, ERM mode, regime and method, with per-run cost ratios."""
+    rows = _ordered(rows.assign(ratio_to_reference=rows["method_seconds"] / rows["reference_seconds"]))
+    grouped = rows.groupby([*GROUPING, "method"], sort=False)
     summary = grouped.agg(
         labels_used=("labels_used", "first"), n_seeds=("seed", "nunique"),
         wga_mean=("worst_group_accuracy", "mean"), wga_std=("worst_group_accuracy", "std"),
         mean_accuracy=("mean_accuracy", "mean"), mean_accuracy_std=("mean_accuracy", "std"),
         worst_class_accuracy=("worst_class_accuracy", "mean"), worst_class_std=("worst_class_accuracy", "std"),
-        n_masked=("n_masked", "mean"),
-        seconds=("method_seconds", "mean"), ratio_to_neurontune=("ratio_to_neurontune", "mean"),
-        ratio_std=("ratio_to_neurontune", "std"), neurontune_to_erm=("neurontune_to_erm", "mean"),
-        neurontune_to_erm_std=("neurontune_to_erm", "std"), erm_seconds=("erm_seconds", "mean"),
-        neurontune_seconds=("neurontune_seconds", "mean"),
+        n_masked=("n_masked", "mean"), seconds=("method_seconds", "mean"),
+        ratio_to_reference=("ratio_to_reference", "mean"), ratio_std=("ratio_to_reference", "std"),
+        erm_seconds=("erm_seconds", "mean"),
     )
     return summary.reset_index()
+
+
+def _ordered(rows: pd.DataFrame) -> pd.DataFrame:
+    """Methods in registry order, benchmarks/modes/regimes in the order they were run."""
+    order = {method: rank for rank, method in enumerate(method_nodes())}
+    rows = rows.assign(_order=rows["method"].map(order).fillna(len(order))).sort_values("_order", kind="stable")
+    return rows.sort_values(GROUPING, key=_first_seen, kind="stable").drop(columns="_order")
+
+
+def paired_differences(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per benchmark, ERM mode and regime: test-WGA and mean-accuracy differences of :data:`PAIRED_DIFFERENCES`,
+    paired by seed (mean, std, min, max over seeds)."""
+    records = []
+    for keys, table in _ordered(rows).groupby(GROUPING, sort=False):
+        by_method = table.set_index(["method", "seed"])
+        for method, reference, meaning in PAIRED_DIFFERENCES:
+            if method not in table["method"].values or reference not in table["method"].values:
+                continue
+            record = dict(zip(GROUPING, keys), method=method, reference=reference, meaning=meaning)
+            for column, short in (("worst_group_accuracy", "wga"), ("mean_accuracy", "mean")):
+                difference = (by_method.loc[method, column] - by_method.loc[reference, column]).dropna()
+                record.update({f"{short}_diff_mean": difference.mean(), f"{short}_diff_std": difference.std(),
+                               f"{short}_diff_min": difference.min(), f"{short}_diff_max": difference.max(),
+                               "n_seeds": len(difference)})
+            records.append(record)
+    return pd.DataFrame(records)
+
+
+def validity_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """The validity card per benchmark, ERM mode and regime: mean ± std over seeds."""
+    per_run = _ordered(rows).drop_duplicates("run_id")
+    aggregations = {}
+    for name in VALIDITY_COLUMNS:
+        aggregations[f"{name}_mean"] = (f"validity_{name}", "mean")
+        aggregations[f"{name}_std"] = (f"validity_{name}", "std")
+    return per_run.groupby(GROUPING, sort=False).agg(n_seeds=("seed", "nunique"), **aggregations).reset_index()
 
 
 def _planned(meta: dict) -> str:
@@ -204,18 +263,60 @@ def _planned(meta: dict) -> str:
 
 
 def _first_seen(column: pd.Series) -> pd.Series:
-    """Sort key keeping benchmarks and regimes in the order they were run."""
+    """Sort key keeping benchmarks, modes and regimes in the order they were run."""
     return column.map({value: rank for rank, value in enumerate(dict.fromkeys(column))})
 
 
-def _pm(mean: float, std: float, digits: int = 3) -> str:
+def _pm(mean: float, std: float, digits: int = 3, sign: str = "") -> str:
     if not np.isfinite(mean):
         return "n/a"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if np.isfinite(std) else f"{mean:.{digits}f}"
+    return f"{mean:{sign}.{digits}f} ± {std:.{digits}f}" if np.isfinite(std) else f"{mean:{sign}.{digits}f}"
+
+
+def _heading(benchmark: str, erm_mode: str, regime: str) -> str:
+    return f"{benchmark} — ERM {erm_mode} — {regime} validation ({REGIME_PARAMETER} = {REGIMES.get(regime, '?')})"
+
+
+def render_validity(rows: pd.DataFrame) -> list[str]:
+    from neurontune.core.metrics import validity_warning
+
+    lines = ["## Benchmark validity", "",
+             "Can each benchmark separate debiasing methods? ERM against the group-balanced oracle (the best last-layer "
+             "head validation group labels can buy), test split, mean ± std over seeds. A benchmark separates methods "
+             "when the oracle reaches ≥ 0.80 worst-group accuracy and the headroom (oracle WGA − ERM WGA) is ≥ 0.10.", "",
+             "| benchmark | ERM mode | regime | seeds | ERM mean acc. | ERM WGA | oracle WGA | headroom | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in validity_summary(rows).itertuples():
+        card = {name: getattr(row, f"{name}_mean") for name in VALIDITY_COLUMNS}
+        card["separates_methods"] = float(card["oracle_worst_group_accuracy"] >= 0.80 and card["headroom"] >= 0.10)
+        warning = validity_warning(card) if np.isfinite(card["headroom"]) else "no validity card recorded"
+        verdict = "separates methods" if not warning else "**" + warning.split(": ", 1)[0] + "**"
+        lines.append(f"| {row.benchmark} | {row.erm_mode} | {row.regime} | {row.n_seeds} | "
+                     + " | ".join(_pm(getattr(row, f"{name}_mean"), getattr(row, f"{name}_std"), sign="+" if name == "headroom" else "")
+                                  for name in VALIDITY_COLUMNS) + f" | {verdict} |")
+    return lines + [""]
+
+
+def render_paired(rows: pd.DataFrame) -> list[str]:
+    table = paired_differences(rows)
+    if table.empty:
+        return []
+    lines = ["## Paired differences", "",
+             "Test WGA and mean accuracy of a method minus a reference, paired by seed (same data, ERM and validation "
+             "halves): mean ± std over seeds, [min, max].", "",
+             "| benchmark | ERM mode | regime | difference | Δ WGA | Δ WGA range | Δ mean acc. | seeds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in table.itertuples():
+        lines.append(f"| {row.benchmark} | {row.erm_mode} | {row.regime} | {row.method} − {row.reference} | "
+                     f"{_pm(row.wga_diff_mean, row.wga_diff_std, sign='+')} | [{row.wga_diff_min:+.3f}, {row.wga_diff_max:+.3f}] | "
+                     f"{_pm(row.mean_diff_mean, row.mean_diff_std, sign='+')} | {row.n_seeds} |")
+    meanings = dict.fromkeys(f"- `{m} − {r}`: {meaning}" for m, r, meaning in PAIRED_DIFFERENCES
+                             if ((table["method"] == m) & (table["reference"] == r)).any())
+    return lines + [""] + list(meanings) + [""]
 
 
 def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
-    """The Markdown report: one table per benchmark and regime, then timing, then the run metadata."""
+    """The Markdown report: validity first, one table per benchmark/mode/regime, paired differences, timing."""
     summary = summarise(rows)
     lines = [
         "# NeuronTune beside its peers",
@@ -228,35 +329,34 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
         "data sample, ERM training, the validation halves and every method's retraining). WGA = worst-group "
         "accuracy; mean acc. = plain accuracy over test samples; worst-class = lowest per-class accuracy. "
         "*Labels used*: `none` = class labels only, `val_groups` = validation group labels. "
-        "*Neurons masked* = mean number of suppressed embedding neurons (NeuronTune only). *Time* = wall time of the method's own nodes (NeuronTune: neuron scoring + mask selection + the "
-        "regulation grid search; ERM: training the network), measured by the node-timing hook in the same run; "
-        "*× NeuronTune* = that time divided by NeuronTune's in the same run, averaged over runs. The machine is "
-        "shared with other jobs, so times are noisy: read the ± on the ratios.",
-        "",
-        f"![worst-group accuracy per method]({plot_name})",
+        "*Neurons masked* = mean number of suppressed embedding neurons. *Time* = wall time of the method's own "
+        f"nodes (NeuronTune variants: neuron scoring + the variant's grid search; ERM: training the network), measured "
+        f"by the node-timing hook in the same run; *× {COST_REFERENCE.upper()}* = that time divided by "
+        f"{COST_REFERENCE.upper()}'s fit time in the same run, averaged over runs. The machine is shared with other "
+        "jobs, so times are noisy: read the ± on the ratios.",
         "",
     ]
-    for (benchmark, regime), table in summary.groupby(["benchmark", "regime"], sort=False):
-        lines += [f"## {benchmark} — {regime} validation ({REGIME_PARAMETER} = {REGIMES.get(regime, '?')})", ""]
-        lines += ["| method | labels used | WGA | mean acc. | worst-class acc. | neurons masked | time (s) | × NeuronTune |",
+    lines += render_validity(rows)
+    lines += [f"![worst-group accuracy per method]({plot_name})", ""]
+    for keys, table in summary.groupby(GROUPING, sort=False):
+        lines += [f"## {_heading(*keys)}", "",
+                  f"| method | labels used | WGA | mean acc. | worst-class acc. | neurons masked | time (s) | × {COST_REFERENCE.upper()} |",
                   "|---|---|---|---|---|---|---|---|"]
         for row in table.itertuples():
             lines.append(
                 f"| {row.method} | {row.labels_used} | {_pm(row.wga_mean, row.wga_std)} | "
                 f"{_pm(row.mean_accuracy, row.mean_accuracy_std)} | {_pm(row.worst_class_accuracy, row.worst_class_std)} | "
-                f"{row.n_masked:.1f} | {row.seconds:.2f} | {_pm(row.ratio_to_neurontune, row.ratio_std, 2)} |")
-        reference = table.iloc[0]
-        lines += ["", f"Seeds: {int(table['n_seeds'].max())}. ERM training {reference.erm_seconds:.1f} s; NeuronTune "
-                  f"identification + regulation {reference.neurontune_seconds:.2f} s = "
-                  f"{_pm(reference.neurontune_to_erm, reference.neurontune_to_erm_std, 3)} × ERM training (per-run ratio).", ""]
+                f"{row.n_masked:.1f} | {row.seconds:.2f} | {_pm(row.ratio_to_reference, row.ratio_std, 2)} |")
+        lines += ["", f"Seeds: {int(table['n_seeds'].max())}. ERM training {table['erm_seconds'].iloc[0]:.1f} s.", ""]
+    lines += render_paired(rows)
     stage_columns = [column for column in rows.columns if column.startswith("stage_")]
     if stage_columns:
-        per_run = rows.drop_duplicates("run_id").groupby(["benchmark", "regime"], sort=False)[stage_columns].mean()
+        per_run = _ordered(rows).drop_duplicates("run_id").groupby(GROUPING, sort=False)[stage_columns].mean()
         lines += ["## Wall time per pipeline stage (s, mean over runs)", "",
-                  "| benchmark | regime | " + " | ".join(c[len("stage_"):-len("_seconds")] for c in stage_columns) + " |",
-                  "|---|---|" + "---|" * len(stage_columns)]
-        for (benchmark, regime), values in per_run.iterrows():
-            lines.append(f"| {benchmark} | {regime} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
+                  "| benchmark | ERM mode | regime | " + " | ".join(c[len("stage_"):-len("_seconds")] for c in stage_columns) + " |",
+                  "|---|---|---|" + "---|" * len(stage_columns)]
+        for keys, values in per_run.iterrows():
+            lines.append("| " + " | ".join(keys) + " | " + " | ".join(f"{v:.1f}" for v in values) + " |")
         lines.append("")
     if meta.get("failures"):
         lines += ["## Runs that did not complete", ""] + [f"- {failure}" for failure in meta["failures"]] + [""]
@@ -265,30 +365,35 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
 
 
 def plot_worst_group_accuracy(rows: pd.DataFrame):
-    """One panel per benchmark and regime: WGA mean ± std per method, coloured by the labels it used."""
+    """One panel per benchmark, ERM mode and regime: WGA mean ± std per method, coloured by the labels it used."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     summary = summarise(rows)
-    panels = list(summary.groupby(["benchmark", "regime"], sort=False))
+    panels = list(summary.groupby(GROUPING, sort=False))
     colours = {"none": "tab:blue", "val_groups": "tab:orange", "train_groups": "tab:red"}
-    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False, sharey=True)
-    for axis, ((benchmark, regime), table) in zip(axes[0], panels):
+    columns = min(len(panels), 4)
+    n_rows = int(np.ceil(len(panels) / columns))
+    figure, axes = plt.subplots(n_rows, columns, figsize=(5.5 * columns, 4.6 * n_rows), squeeze=False, sharey=True)
+    for axis in axes.flat[len(panels):]:
+        axis.set_visible(False)
+    for axis, ((benchmark, erm_mode, regime), table) in zip(axes.flat, panels):
         positions = np.arange(len(table))
         bars = axis.bar(positions, table["wga_mean"], yerr=table["wga_std"].fillna(0), capsize=3,
                         color=[colours.get(kind, "grey") for kind in table["labels_used"]],
                         hatch=["//" if method.startswith("neurontune") else "" for method in table["method"]])
         axis.bar_label(bars, labels=[f"{value:.2f}" for value in table["wga_mean"]], fontsize=7, padding=2)
-        axis.set_xticks(positions, table["method"], rotation=45, ha="right", fontsize=8)
-        axis.set(title=f"{benchmark}, {regime} validation", ylim=(0, 1.08))
+        axis.set_xticks(positions, table["method"], rotation=55, ha="right", fontsize=7)
+        axis.set(title=f"{benchmark}, ERM {erm_mode}\n{regime} validation", ylim=(0, 1.08))
         axis.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel(f"worst-group accuracy ({REPORT_SPLIT})")
+    for axis in axes[:, 0]:
+        axis.set_ylabel(f"worst-group accuracy ({REPORT_SPLIT})")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()]
     handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="//"))
     figure.legend(handles, [f"labels used: {kind}" for kind in colours] + ["NeuronTune variants"], fontsize=8,
-                  loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.06))
+                  loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.03))
     figure.tight_layout()
     return figure
 
@@ -319,8 +424,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmarks", default="colored_mnist",
-                        help=f"comma-separated names; known: {', '.join(BENCHMARK_ENVS)} (another name is used as the "
-                             "Kedro --env). Default: colored_mnist")
+                        help="comma-separated Kedro environments (bundled: colored_mnist, waterbirds_like, "
+                             "tweets_negation; `ci` is the suite's reduced colored_mnist). Default: colored_mnist")
+    parser.add_argument("--erm-modes", default="default",
+                        help=f"comma-separated, from {list(ERM_MODES)}; default keeps each environment's mode")
     parser.add_argument("--regimes", default="balanced,correlated", help=f"comma-separated, from {list(REGIMES)}")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..N-1 (default 5)")
     parser.add_argument("--seed-list", default=None, help="explicit comma-separated seeds (overrides --seeds)")
@@ -328,7 +435,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="extra Kedro runtime parameter for every run (repeatable)")
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "benchmarks" / "results")
     parser.add_argument("--project-path", type=Path, default=PROJECT_ROOT,
-                        help="the Kedro project to run in (its data/ and mlflow.db are used)")
+                        help="the Kedro project to run (its mlflow.db is used; run data go to data/benchmark_runs)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="where run data go (NEURONTUNE_DATA_ROOT); default <project>/data/benchmark_runs")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or <project>/mlflow.db")
     parser.add_argument("--experiment", default="neurontune-benchmarks")
@@ -336,9 +445,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", default=None, metavar="PARENT_RUN_ID",
                         help="continue an interrupted report: finished child runs of this parent are read back, not rerun")
     arguments = parser.parse_args(argv)
-    unknown = sorted(set(arguments.regimes.split(",")) - set(REGIMES))
-    if unknown:
-        parser.error(f"unknown regime(s) {unknown}; choose from {list(REGIMES)}.")
+    for option, values, known in (("regime", arguments.regimes, REGIMES), ("ERM mode", arguments.erm_modes, ERM_MODES)):
+        unknown = sorted(set(values.split(",")) - set(known))
+        if unknown:
+            parser.error(f"unknown {option}(s) {unknown}; choose from {list(known)}.")
     return arguments
 
 
@@ -354,11 +464,13 @@ def main(argv: list[str] | None = None) -> int:
 
     project_path = arguments.project_path.resolve()
     tracking_uri = arguments.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_path / 'mlflow.db'}"
+    data_root = (arguments.data_root or project_path / "data" / "benchmark_runs").resolve()
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(arguments.experiment)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(arguments.experiment)
     seeds = ([int(s) for s in arguments.seed_list.split(",")] if arguments.seed_list else list(range(arguments.seeds)))
-    benchmarks, regimes = arguments.benchmarks.split(","), arguments.regimes.split(",")
+    benchmarks, modes, regimes = (arguments.benchmarks.split(","), arguments.erm_modes.split(","),
+                                  arguments.regimes.split(","))
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
     if arguments.resume:
         parent = client.get_run(arguments.resume)
@@ -366,12 +478,16 @@ def main(argv: list[str] | None = None) -> int:
         done, elapsed = finished_children(client, tracking_uri, experiment_id, parent.info.run_id)
     else:
         parent = client.create_run(experiment_id, run_name=f"benchmarks-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
-                                   tags={"benchmarks": ",".join(benchmarks), "regimes": ",".join(regimes),
-                                         "seeds": ",".join(map(str, seeds)), "command": command})
+                                   tags={"benchmarks": ",".join(benchmarks), "erm_modes": ",".join(modes),
+                                         "regimes": ",".join(regimes), "seeds": ",".join(map(str, seeds)),
+                                         "command": command})
         done, elapsed = {}, 0.0
-    log_dir = project_path / "data" / "08_reporting" / "benchmark_logs"
+    log_dir = data_root / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     rows, failures, started = [], [], time.perf_counter() - elapsed
+    # seed-major order: an interrupted report still covers every mode and regime evenly
+    plan = [(benchmark, mode, regime, seed) for benchmark in benchmarks for seed in seeds for mode in modes
+            for regime in regimes]
 
     def describe() -> dict:
         return {
@@ -382,20 +498,18 @@ def main(argv: list[str] | None = None) -> int:
             "extra_params": arguments.params, "planned_runs": len(plan),
         }
 
-    # seed-major order: an interrupted report still covers every regime evenly
-    plan = [(benchmark, regime, seed) for benchmark in benchmarks for seed in seeds for regime in regimes]
-    for benchmark, regime, seed in plan:
-        if (benchmark, regime, seed) in done:
-            rows += done[(benchmark, regime, seed)]
+    for key in plan:
+        if key in done:
+            rows += done[key]
             continue
-        logger.info("running %s / %s / seed %d", benchmark, regime, seed)
+        logger.info("running %s", run_name(*key))
         try:
-            rows += run_one(client, experiment_id, parent.info.run_id, benchmark, regime, seed,
-                            extra_params=arguments.params, project_path=project_path,
-                            tracking_uri=tracking_uri, experiment=arguments.experiment, log_dir=log_dir)
+            rows += run_one(client, experiment_id, parent.info.run_id, key, extra_params=arguments.params,
+                            project_path=project_path, tracking_uri=tracking_uri, experiment=arguments.experiment,
+                            log_dir=log_dir, data_root=data_root)
         except RuntimeError as error:
             logger.error("%s", error)
-            failures.append(f"{benchmark} / {regime} / seed {seed}: {str(error).splitlines()[0]}")
+            failures.append(f"{run_name(*key)}: {str(error).splitlines()[0]}")
         if rows:  # the report is rewritten after every run, so an interrupted benchmark is still reported
             write_outputs(pd.DataFrame(rows), describe(), arguments.output)
     if not rows:

@@ -6,10 +6,10 @@ import mlflow
 import numpy as np
 import pytest
 
-from neurontune.pipelines.evaluation.pipeline import EVALUATED_METHODS
+from neurontune.methods import load_registry, method_entries
 from tests.conftest import kedro
 
-METHODS = set(EVALUATED_METHODS)  # NeuronTune's variants and the baselines
+METHODS = set(load_registry())  # ERM, NeuronTune's variants and the baselines
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def run(ci_project):
 
 def test_metrics_json_has_every_method_split_and_metric(ci_project):
     metrics = json.loads((ci_project / "data" / "ci" / "08_reporting" / "metrics.json").read_text())
-    assert set(metrics) == METHODS
+    assert set(method_entries(metrics)) == METHODS and set(metrics) - METHODS == {"validity"}
     for method in METHODS:
         assert set(metrics[method]) == {"train", "val", "test"}
         test = metrics[method]["test"]
@@ -56,7 +56,7 @@ def test_rerunning_neurontune_reuses_the_cache_and_is_deterministic(ci_project):
     model, caches = data / "06_models" / "erm_model.pt", sorted((data / "04_feature").glob("*.npz"))
     before = {path: path.stat().st_mtime_ns for path in [model, *caches]}
     metrics_before = (data / "08_reporting" / "metrics.json").read_bytes()
-    head_before = dict(np.load(data / "06_models" / "neurontune_head.npz"))
+    head_before = dict(np.load(data / "06_models" / "neurontune_regulation" / "neurontune_head.npz"))
     stages = "neuron_identification,neurontune_regulation,evaluation"
     result = kedro(ci_project, "run", "--env", "ci", "--pipelines", stages)
     assert "train_erm_model" not in result.stdout + result.stderr
@@ -64,12 +64,12 @@ def test_rerunning_neurontune_reuses_the_cache_and_is_deterministic(ci_project):
     assert {path: path.stat().st_mtime_ns for path in before} == before
     # same seed and parameters: bit-identical mask, head and metrics
     assert (data / "08_reporting" / "metrics.json").read_bytes() == metrics_before
-    head_after = dict(np.load(data / "06_models" / "neurontune_head.npz"))
+    head_after = dict(np.load(data / "06_models" / "neurontune_regulation" / "neurontune_head.npz"))
     for key, value in head_before.items():
         np.testing.assert_array_equal(head_after[key], value)
     # a changed NeuronTune parameter is picked up, still without retraining ERM
     kedro(ci_project, "run", "--env", "ci", "--pipelines", stages, "--params", "neurontune_regulation.tuning.grid.threshold=[0.25]")
-    assert set(kedro_table(ci_project, "neurontune_candidates")["threshold"]) == {0.25}
+    assert set(kedro_table(ci_project, "neurontune_regulation/neurontune_candidates")["threshold"]) == {0.25}
     assert {path: path.stat().st_mtime_ns for path in before} == before
 
 
@@ -87,4 +87,4 @@ def test_failed_run_leaves_previous_outputs_intact(ci_project):
     assert result.returncode != 0
     assert "solver must be one of ['lbfgs', 'sgd']; got 'adam'" in result.stdout + result.stderr
     assert metrics.read_bytes() == before
-    np.load(ci_project / "data" / "ci" / "06_models" / "neurontune_head.npz")  # still a readable file
+    np.load(ci_project / "data" / "ci" / "06_models" / "neurontune_regulation" / "neurontune_head.npz")  # still a readable file

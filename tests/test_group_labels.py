@@ -12,14 +12,16 @@ import pandas as pd
 import pytest
 import torch
 
-from neurontune.core.baselines import LABELS_USED
+from neurontune.methods import load_registry
 from tests.conftest import copy_project, kedro
 
 TRAINING_SIDE = "erm_training,embedding_caching,neuron_identification,neurontune_regulation,baselines,evaluation"
-GROUP_FREE = sorted(method for method, labels in LABELS_USED.items() if labels == "none" and method != "erm")
+REGISTRY = load_registry()
+LABELS_USED = {name: method.labels_used for name, method in REGISTRY.items()}
+GROUP_FREE = sorted(name for name, method in REGISTRY.items() if method.labels_used == "none" and name != "erm")
 ARRAYS = ["04_feature/embeddings_train.npz", "04_feature/embeddings_val.npz", "04_feature/embeddings_test.npz",
           "06_models/biased_neuron_mask.npz", "06_models/neuron_scores.npz",
-          *(f"06_models/{method}_head.npz" for method in GROUP_FREE)]
+          *(f"06_models/{REGISTRY[name].stage}/{name}_head.npz" for name in GROUP_FREE)]
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,28 @@ from pathlib import Path
 
 
 def summarise(metrics_path: Path, split: str = "test") -> str:
-    """A plain-text table of per-group accuracy, WGA and mean accuracy for each method."""
-    metrics = json.loads(metrics_path.read_text())
-    groups = sorted({k for m in metrics.values() for k in m[split] if k.startswith("accuracy_group_")})
-    header = f"{'method':<24}" + "".join(f"{'g' + g.rsplit('_', 1)[1]:>7}" for g in groups)
+    """The benchmark validity card, then a plain-text table of per-group accuracy, WGA and mean accuracy per method."""
+    from neurontune.core.metrics import validity_warning
+    from neurontune.methods import VALIDITY, method_entries
+
+    report = json.loads(metrics_path.read_text())
+    metrics = method_entries(report)
+    lines = []
+    card = report.get(VALIDITY, {}).get(split)
+    if card:
+        lines += [f"benchmark validity on {split}: ERM mean accuracy {card['erm_mean_accuracy']:.3f}, ERM WGA "
+                  f"{card['erm_worst_group_accuracy']:.3f}, oracle WGA {card['oracle_worst_group_accuracy']:.3f}, "
+                  f"headroom {card['headroom']:+.3f}"]
+        warning = validity_warning(card)
+        lines += [f"WARNING: {warning}" if warning else "the benchmark can separate debiasing methods", ""]
+    groups = sorted({k for m in metrics.values() for k in m[split] if k.startswith("accuracy_group_")},
+                    key=lambda name: int(name.rsplit("_", 1)[1]))
+    header = f"{'method':<28}" + "".join(f"{'g' + g.rsplit('_', 1)[1]:>7}" for g in groups)
     header += f"{'WGA':>7}{'mean':>7}{'w-mean':>8}{'w-class':>8}{'masked':>7}"
-    lines = [f"{split} split (w-mean = group accuracies weighted by training proportions)", header]
+    lines += [f"{split} split (w-mean = group accuracies weighted by training proportions)", header]
     for method, splits in metrics.items():
         row = splits[split]
-        line = f"{method:<24}" + "".join(f"{row.get(g, float('nan')):>7.3f}" for g in groups)
+        line = f"{method:<28}" + "".join(f"{row.get(g, float('nan')):>7.3f}" for g in groups)
         line += f"{row['worst_group_accuracy']:>7.3f}{row['mean_accuracy']:>7.3f}"
         line += f"{row.get('mean_accuracy_train_weighted', float('nan')):>8.3f}{row['worst_class_accuracy']:>8.3f}{row['n_masked']:>7d}"
         lines.append(line)

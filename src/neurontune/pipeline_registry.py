@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 from kedro.pipeline import Pipeline
+
+from neurontune.methods import load_registry
 
 from neurontune.pipelines import (
     baselines,
@@ -29,6 +33,10 @@ STAGES = {
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    pipelines = {name: module.create_pipeline() for name, module in STAGES.items()}
+    methods = load_registry()
+    with warnings.catch_warnings():
+        # evaluation and promotion read the namespaced heads (`baselines.dfr_head`) by their full names
+        warnings.filterwarnings("ignore", message="One or more dataset names contain")
+        pipelines = {name: module.create_pipeline(methods=methods) for name, module in STAGES.items()}
     pipelines["__default__"] = Pipeline(list(pipelines.values()))
     return pipelines

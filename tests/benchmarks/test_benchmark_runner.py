@@ -1,4 +1,4 @@
-"""The benchmark runner: run parameters, the report's arithmetic, and (slow) one tiny end-to-end run."""
+"""The benchmark runner: run parameters, the report's arithmetic, and one tiny end-to-end run on the `ci` env."""
 
 import shutil
 
@@ -11,86 +11,105 @@ from tests.conftest import PROJECT_ROOT
 
 
 def test_each_seed_changes_data_erm_split_regulation_and_baselines():
-    params = runner.seed_parameters(7, 0.95)
+    params = runner.run_parameters(7, 0.95, "finetune")
     for name in ("data_versioning.seed", "erm_training.seed", "neurontune_regulation.tuning.seed",
                  "neuron_identification.selection_split.seed", "baselines.settings.seed"):
         assert params[name] == 7
-    assert params["data_versioning.val_correlation"] == 0.95
+    assert params["data_versioning.val_correlation"] == 0.95 and params["erm_training.mode"] == "finetune"
+    assert "erm_training.mode" not in runner.run_parameters(7, 0.5)
 
 
-def test_benchmarks_map_to_kedro_environments():
-    command = runner.kedro_command(runner.BENCHMARK_ENVS["waterbirds_like"], {"a.b": 1}, ["c=2"])
+def test_benchmarks_are_kedro_environments():
+    command = runner.kedro_command("waterbirds_like", {"a.b": 1}, ["c=2"])
     assert command[-4:] == ["--env", "waterbirds_like", "--params", "a.b=1,c=2"]
-    assert "--env" not in runner.kedro_command(runner.BENCHMARK_ENVS["colored_mnist"], {"a": 1}, [])
 
 
-def test_unknown_regimes_are_rejected():
+def test_method_costs_come_from_the_registry():
+    nodes = runner.method_nodes()
+    assert nodes["neurontune"] == ("score_identification_neurons", "neurontune_regulation.regulate_neurontune")
+    assert nodes["dfr"] == ("baselines.fit_dfr",) and nodes["erm"] == ("train_erm_model",)
+
+
+def test_unknown_regimes_and_modes_are_rejected():
     with pytest.raises(SystemExit):
         runner.parse_arguments(["--regimes", "balanced,sideways"])
+    with pytest.raises(SystemExit):
+        runner.parse_arguments(["--erm-modes", "frozen"])
 
 
 @pytest.fixture
 def rows():
-    """Two seeds of three methods; NeuronTune takes 2 s and ERM 10 s in seed 0, 4 s and 20 s in seed 1."""
+    """Two seeds of four methods; NeuronTune takes 2 s and DFR 1 s in seed 0, 4 s and 2 s in seed 1."""
     table = []
     for seed, scale in ((0, 1.0), (1, 2.0)):
-        for method, wga, seconds, labels in (("erm", 0.5, 10.0, "none"), ("neurontune", 0.8, 2.0, "none"),
-                                             ("dfr", 0.9, 1.0, "val_groups")):
-            table.append({"benchmark": "colored_mnist", "regime": "balanced", "seed": seed, "method": method,
-                          "labels_used": labels, "worst_group_accuracy": wga + 0.1 * seed, "mean_accuracy": 0.9,
-                          "worst_class_accuracy": 0.85, "n_masked": 0, "method_seconds": seconds * scale,
-                          "erm_seconds": 10.0 * scale, "neurontune_seconds": 2.0 * scale,
+        for method, wga, seconds, labels in (("erm", 0.5, 10.0, "none"), ("class_balanced_retrain", 0.6, 1.5, "none"),
+                                             ("neurontune", 0.8, 2.0, "none"), ("dfr", 0.9, 1.0, "val_groups"),
+                                             ("group_balanced_oracle", 0.95, 1.0, "val_groups")):
+            table.append({"benchmark": "colored_mnist", "erm_mode": "finetune", "regime": "balanced", "seed": seed,
+                          "method": method, "labels_used": labels, "worst_group_accuracy": wga + 0.1 * seed,
+                          "mean_accuracy": 0.9, "worst_class_accuracy": 0.85, "n_masked": 0,
+                          "method_seconds": seconds * scale, "erm_seconds": 10.0 * scale, "reference_seconds": 1.0 * scale,
+                          "validity_erm_mean_accuracy": 0.9, "validity_erm_worst_group_accuracy": 0.5 + 0.1 * seed,
+                          "validity_oracle_worst_group_accuracy": 0.95 + 0.01 * seed, "validity_headroom": 0.45 - 0.09 * seed,
                           "run_wall_seconds": 60.0, "run_id": f"run{seed}", "stage_erm_training_seconds": 10.0 * scale})
     return pd.DataFrame(table)
 
 
 def test_summary_averages_seeds_and_ratios_within_each_run(rows):
     summary = runner.summarise(rows).set_index("method")
-    assert list(summary.index) == ["erm", "neurontune", "dfr"]  # report order, not file order
+    assert list(summary.index) == ["erm", "neurontune", "class_balanced_retrain", "dfr", "group_balanced_oracle"]
     assert summary.loc["neurontune", "wga_mean"] == pytest.approx(0.85)
     assert summary.loc["neurontune", "wga_std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
-    assert summary.loc["dfr", "ratio_to_neurontune"] == pytest.approx(0.5)
-    assert summary.loc["erm", "neurontune_to_erm"] == pytest.approx(0.2)
+    assert summary.loc["neurontune", "ratio_to_reference"] == pytest.approx(2.0)
     assert summary.loc["dfr", "labels_used"] == "val_groups"
 
 
-def test_report_has_one_table_row_per_method_and_the_timing_line(rows):
+def test_paired_differences_pair_seeds(rows):
+    paired = runner.paired_differences(rows).set_index(["method", "reference"])
+    row = paired.loc[("neurontune", "class_balanced_retrain")]
+    assert row["wga_diff_mean"] == pytest.approx(0.2) and row["wga_diff_std"] == pytest.approx(0.0)
+    assert row["n_seeds"] == 2
+
+
+def test_report_shows_validity_first_then_tables_and_timing(rows):
     meta = {"command": "python -m benchmarks.run", "finished": "now", "git_commit": "abc", "machine": "cpu",
             "n_runs": 2, "total_seconds": 120.0, "parent_run_id": "p", "experiment": "e", "failures": ["x / y: boom"]}
     report = runner.render_report(rows, meta, "plot.png")
-    assert "## colored_mnist — balanced validation" in report
-    assert "| dfr | val_groups | 0.950 ± 0.071 | 0.900 ± 0.000 | 0.850 ± 0.000 | 0.0 | 1.50 |" in report
-    assert "= 0.200 ± 0.000 × ERM training" in report
+    assert report.index("## Benchmark validity") < report.index("## colored_mnist — ERM finetune — balanced validation")
+    assert "| colored_mnist | finetune | balanced | 2 | 0.900 ± 0.000 | 0.550 ± 0.071 |" in report
+    assert "| separates methods |" in report
+    assert "| dfr | val_groups | 0.950 ± 0.071 | 0.900 ± 0.000 | 0.850 ± 0.000 | 0.0 | 1.50 | 1.00 ± 0.00 |" in report
+    assert "| neurontune − class_balanced_retrain | +0.200 ± 0.000 | [+0.200, +0.200] |" in report
     assert "x / y: boom" in report
-    assert "| benchmark | regime | erm_training |" in report
-    assert "| colored_mnist | balanced | 15.0 |" in report  # stage time: mean over runs, not over method rows
+    assert "| colored_mnist | finetune | balanced | 15.0 |" in report  # stage time: mean over runs, not method rows
 
 
-def test_plot_has_one_panel_per_benchmark_and_regime(rows):
-    doubled = pd.concat([rows, rows.assign(regime="correlated")])
+def test_a_benchmark_without_headroom_is_flagged_in_the_report(rows):
+    flat = rows.assign(validity_oracle_worst_group_accuracy=0.6, validity_headroom=0.05)
+    assert "**this benchmark cannot separate debiasing methods**" in "\n".join(runner.render_validity(flat))
+
+
+def test_plot_has_one_panel_per_benchmark_mode_and_regime(rows):
+    doubled = pd.concat([rows, rows.assign(regime="correlated", run_id=rows["run_id"] + "c")])
     figure = runner.plot_worst_group_accuracy(doubled)
-    assert len(figure.axes) == 2
+    assert len([axis for axis in figure.axes if axis.get_visible()]) == 2
 
 
-@pytest.mark.slow  # one real kedro run: ~50 s on idle cores, 3 min on a loaded machine; pieces above are fast
 def test_one_tiny_seed_end_to_end(tmp_path):
+    """The runner on the suite's `ci` environment: one seed, one regime, every registered method reported."""
     project = tmp_path / "project"
     for name in ("conf", "src"):
         shutil.copytree(PROJECT_ROOT / name, project / name, ignore=shutil.ignore_patterns("local", "__pycache__"))
     shutil.copy2(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
     (project / "conf" / "local").mkdir()
-    reduced = ["data_versioning.split_sizes.train=400", "data_versioning.split_sizes.val=200",
-               "data_versioning.split_sizes.test=200", "erm_training.epochs=2",
-               "neurontune_regulation.tuning.grid.threshold=[0.0]", "neurontune_regulation.tuning.grid.rule=[all]",
-               "neurontune_regulation.tuning.grid.weight_decay=[0.001]", "baselines.methods.dfr.n_refits=2",
-               "baselines.methods.dfr_groupfree.n_refits=2", "baselines.methods.jtt_last_layer.upweights=[5.0]",
-               "baselines.methods.afr.gammas=[2.0]"]
-    arguments = ["--project-path", str(project), "--output", str(tmp_path / "results"), "--seeds", "1",
-                 "--regimes", "balanced", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
-    assert runner.main(arguments + [f"--params={pair}" for pair in reduced]) == 0
+    arguments = ["--benchmarks", "ci", "--project-path", str(project), "--output", str(tmp_path / "results"),
+                 "--seeds", "1", "--regimes", "balanced", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    assert runner.main(arguments) == 0
     runs = pd.read_csv(tmp_path / "results" / "runs.csv")
-    assert set(runs["method"]) == set(runner.METHOD_NODES)
+    assert set(runs["method"]) == set(runner.method_nodes())
     assert runs["method_seconds"].notna().all() and (runs["method_seconds"] > 0).all()
+    assert runs["validity_headroom"].notna().all()
+    assert not (project / "data" / "ci").exists() and (project / "data" / "benchmark_runs" / "ci").is_dir()
     report = (tmp_path / "results" / "REPORT.md").read_text()
-    assert "| group_balanced_oracle | val_groups |" in report
+    assert "| group_balanced_oracle | val_groups |" in report and "## Benchmark validity" in report
     assert (tmp_path / "results" / "worst_group_accuracy.png").stat().st_size > 0

@@ -53,3 +53,31 @@ def test_mismatched_embedding_widths_are_rejected(planted):
 def test_predict_before_fit_is_an_error():
     with pytest.raises(RuntimeError, match="not fitted"):
         NeuronTune(2).predict(np.ones((1, 2)))
+
+
+def test_estimator_follows_the_scikit_learn_parameter_protocol(planted):
+    from sklearn.base import clone
+
+    model = NeuronTune(2, threshold=0.5, rule="any", weight_decay=1e-2)
+    params = model.get_params()
+    assert params["threshold"] == 0.5 and params["weight_decay"] == 1e-2 and params["solver"] == "lbfgs"
+    assert clone(model).get_params() == params
+    assert model.set_params(rule="per_class").rule == "per_class"
+    train, val = planted["train"], planted["val"]
+    fitted = clone(model).fit(val["x"], val["y"], val["y"], train["x"], train["y"])
+    assert not hasattr(clone(fitted), "head_")
+
+
+def test_precomputed_scores_give_the_same_fit(planted):
+    from neurontune.core import score_neurons
+
+    train, val = planted["train"], planted["val"]
+    erm = retrain_head(train["x"], train["y"], 2, **RETRAIN)
+    arguments = (val["x"], val["y"], head_predict(val["x"], erm), train["x"], train["y"])
+    scores = score_neurons(val["x"], val["y"], arguments[2], 2)
+    plain = NeuronTune(2, rule="any", **RETRAIN).fit(*arguments)
+    given = NeuronTune(2, rule="any", **RETRAIN).fit(*arguments, scores=scores)
+    np.testing.assert_array_equal(plain.mask_, given.mask_)
+    np.testing.assert_array_equal(plain.head_.weight, given.head_.weight)
+    with pytest.raises(ValueError, match="scores must have shape"):
+        NeuronTune(2).fit(*arguments, scores=score_neurons(val["x"][:, :3], val["y"], arguments[2], 2))

@@ -37,15 +37,15 @@ def test_retrain_is_deterministic_for_a_seed_and_respects_mask(planted, solver):
 
 def test_sgd_seed_changes_result(planted):
     train = planted["train"]
-    one = retrain_head(train["x"], train["y"], 2, epochs=1, seed=0)
-    two = retrain_head(train["x"], train["y"], 2, epochs=1, seed=1)
+    one = retrain_head(train["x"], train["y"], 2, solver="sgd", epochs=1, seed=0)
+    two = retrain_head(train["x"], train["y"], 2, solver="sgd", epochs=1, seed=1)
     assert not np.array_equal(one.weight, two.weight)
 
 
 def test_retrain_starts_from_init_head():
     x = np.array([[1.0, 0.0], [0.0, 1.0]])
     init = LinearHead.from_arrays([[5.0, 0.0], [0.0, 5.0]], [0.0, 0.0])
-    head = retrain_head(x, [0, 1], 2, init=init, epochs=1, learning_rate=1e-6)
+    head = retrain_head(x, [0, 1], 2, init=init, solver="sgd", epochs=1, learning_rate=1e-6)
     np.testing.assert_allclose(head.weight, init.weight, atol=1e-4)
 
 
@@ -58,6 +58,7 @@ def test_retrain_accepts_a_torch_device():
     ("kwargs", "match"),
     [
         ({"solver": "adam"}, r"solver must be one of \['lbfgs', 'sgd'\]"),
+        ({"max_iter": 0}, "max_iter must be a positive integer"),
         ({"epochs": 0}, "epochs must be a positive integer"),
         ({"mask": np.array([1, 0])}, "mask must be boolean"),
         ({"mask": np.array([True])}, r"mask must have shape \(2,\) or \(2, 2\)"),
@@ -67,3 +68,27 @@ def test_retrain_accepts_a_torch_device():
 def test_retrain_validates_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         retrain_head(np.eye(2), [0, 1], 2, **kwargs)
+
+
+def test_lbfgs_solves_the_objective_to_its_optimum(planted):
+    """The gradient of the exact objective vanishes at the returned head (a converged, not an early-stopped, fit)."""
+    from neurontune.core.groups import balanced_sample_weights
+
+    train = planted["train"]
+    x, y = train["x"].astype(np.float64), train["y"]
+    head = retrain_head(x, y, 2, solver="lbfgs", weight_decay=1e-2)
+    weights = balanced_sample_weights(y, 2) / len(y)
+    logits = x @ head.weight.T + head.bias
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    probabilities[np.arange(len(y)), y] -= 1
+    gradient = (probabilities * weights[:, None]).T @ x + 1e-2 * head.weight
+    assert np.abs(gradient).max() < 1e-5 and np.abs((probabilities * weights[:, None]).sum(0)).max() < 1e-5
+
+
+def test_sgd_and_lbfgs_reach_the_same_predictions(planted):
+    train, test = planted["train"], planted["test"]
+    sgd = retrain_head(train["x"], train["y"], 2, solver="sgd", epochs=30, weight_decay=1e-2)
+    lbfgs = retrain_head(train["x"], train["y"], 2, solver="lbfgs", weight_decay=1e-2)
+    agree = np.mean(np.argmax(test["x"] @ sgd.weight.T + sgd.bias, 1) == np.argmax(test["x"] @ lbfgs.weight.T + lbfgs.bias, 1))
+    assert agree > 0.97

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from neurontune.core import expand_grid, head_predict, retrain_head, select_neurontune
+from neurontune.core import LinearHead, SelectionSet, expand_grid, head_predict, retrain_head, search_grid, select_neurontune
+from neurontune.core.scoring import score_neurons
 
 
 def test_expand_grid_is_the_cartesian_product_in_order():
@@ -10,19 +11,77 @@ def test_expand_grid_is_the_cartesian_product_in_order():
         expand_grid({"a": []})
 
 
-def test_selection_keeps_every_candidate_and_picks_best_worst_class(planted):
+def constant_head(label: int) -> LinearHead:
+    """A head that predicts ``label`` for every sample."""
+    bias = np.zeros(2)
+    bias[label] = 1.0
+    return LinearHead.from_arrays(np.zeros((2, 1)), bias)
+
+
+def test_search_grid_picks_the_best_criterion_and_returns_its_head():
+    x = np.zeros((4, 1))
+    selection = SelectionSet.build(x, [0, 0, 0, 1], 2, group=[0, 0, 1, 1])
+    heads = {"zero": constant_head(0), "one": constant_head(1)}
+    search = search_grid([{"name": "zero"}, {"name": "one"}], lambda c, fold: heads[c["name"]], [selection])
+    # both have worst-class accuracy 0; the tie goes to the higher mean accuracy ("zero": 3/4)
+    assert search.winner == 0 and search.head is heads["zero"]
+    assert search.table[1]["reason"] == "lower mean accuracy (0.2500 vs 0.7500)"
+    by_group = search_grid([{"name": "one"}, {"name": "zero"}], lambda c, fold: heads[c["name"]], [selection],
+                           criterion="group")
+    assert by_group.table[0]["sel_worst_group_accuracy"] == 0.0 and by_group.table[1]["sel_worst_group_accuracy"] == 0.5
+    assert by_group.winner == 1 and by_group.head is heads["zero"]  # not first in grid order
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        search_grid([{"name": "one"}], lambda c, fold: heads[c["name"]], [selection], criterion="pseudo_group")
+
+
+def test_cross_fitted_scores_are_averaged_over_folds():
+    x = np.zeros((2, 1))
+    folds = [SelectionSet.build(x, [0, 0], 2), SelectionSet.build(x, [1, 1], 2)]
+    search = search_grid([{"name": "zero"}], lambda c, fold: constant_head(0), folds)
+    assert search.table[0]["sel_mean_accuracy"] == 0.5
+
+
+@pytest.fixture(scope="module")
+def setting(planted):
     train, val = planted["train"], planted["val"]
     erm = retrain_head(train["x"], train["y"], 2, solver="lbfgs", weight_decay=1e-3)
     half = len(val["y"]) // 2
-    fit_data = {"ide_embeddings": val["x"][:half], "ide_y": val["y"][:half],
-                "ide_erm_pred": head_predict(val["x"][:half], erm), "tune_embeddings": train["x"], "tune_y": train["y"]}
-    grid = {"threshold": [0.0, 100.0], "rule": ["any"], "weight_decay": [1e-3]}
-    fixed = {"n_classes": 2, "solver": "lbfgs"}
-    with pytest.warns(UserWarning):  # λ = 100 selects nothing
-        best, table = select_neurontune(grid, fixed, fit_data, val["x"][half:], val["y"][half:])
-    assert len(table) == 2 and sum(row["selected"] for row in table) == 1
-    winner = next(row for row in table if row["selected"])
-    assert winner["sel_worst_class_accuracy"] == max(row["sel_worst_class_accuracy"] for row in table)
-    assert winner["threshold"] == 0.0 and winner["n_masked"] >= 1
-    assert "lower worst-class accuracy" in next(row for row in table if not row["selected"])["reason"]
-    np.testing.assert_array_equal(best.mask_, best.mask_.astype(bool))
+    ide_pred = head_predict(val["x"][:half], erm)
+    fold = {"ide_embeddings": val["x"][:half], "ide_y": val["y"][:half], "ide_erm_pred": ide_pred,
+            "tune_embeddings": train["x"], "tune_y": train["y"],
+            "scores": score_neurons(val["x"][:half], val["y"][:half], ide_pred, 2)}
+    return {"fold": fold, "selection": SelectionSet.build(val["x"][half:], val["y"][half:], 2), "erm": erm}
+
+
+def test_neurontune_selection_returns_the_winning_row_even_when_it_is_not_first(setting):
+    # λ = 100 selects nothing (listed first); λ = 0 masks the planted neuron and wins
+    grid = {"threshold": [100.0, 0.0], "rule": ["any"], "weight_decay": [1e-3]}
+    best, table = select_neurontune(grid, {"n_classes": 2}, [setting["fold"]], [setting["selection"]], progress=None)
+    assert len(table) == 2 and [row["selected"] for row in table] == [False, True]
+    winner = table[1]
+    assert winner["sel_worst_class_accuracy"] > table[0]["sel_worst_class_accuracy"]
+    assert best.threshold == 0.0 and best.mask_.sum() == winner["n_masked"] >= 1
+    prediction = best.predict(setting["selection"].embeddings)
+    assert winner["sel_mean_accuracy"] == pytest.approx(np.mean(prediction == setting["selection"].y))
+    assert "lower worst class accuracy" in table[0]["reason"]
+
+
+def test_candidates_with_the_same_mask_are_fitted_once(setting, monkeypatch):
+    from neurontune.core import estimator
+
+    calls = []
+    original = estimator.retrain_head
+    monkeypatch.setattr(estimator, "retrain_head", lambda *a, **k: calls.append(1) or original(*a, **k))
+    grid = {"threshold": [50.0, 100.0], "rule": ["any", "all"], "weight_decay": [1e-3]}  # four empty masks
+    _, table = select_neurontune(grid, {"n_classes": 2}, [setting["fold"]], [setting["selection"]], progress=None)
+    assert len(table) == 4 and len(calls) == 1
+    assert len({row["sel_mean_accuracy"] for row in table}) == 1
+
+
+def test_refit_fits_the_winner_on_the_refit_data(setting):
+    fold = setting["fold"]
+    refit = {**fold, "tune_embeddings": fold["tune_embeddings"][:500], "tune_y": fold["tune_y"][:500]}
+    grid = {"threshold": [0.0], "rule": ["any"], "weight_decay": [1e-3]}
+    best, _ = select_neurontune(grid, {"n_classes": 2}, [fold], [setting["selection"]], refit=refit, progress=None)
+    direct = retrain_head(refit["tune_embeddings"], refit["tune_y"], 2, best.mask_, weight_decay=1e-3)
+    np.testing.assert_allclose(best.head_.weight, direct.weight)

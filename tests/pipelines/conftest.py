@@ -1,43 +1,82 @@
-"""A tiny colored_mnist and everything downstream of it, computed once for the node tests."""
+"""The project's real pipelines, run by Kedro's SequentialRunner on an in-memory catalog.
 
+The DAG under test is the one ``pipeline_registry.py`` ships (no hand wiring): a tiny
+colored_mnist goes through every stage but model promotion, once per session.
+"""
+
+import operator
 import warnings
+from functools import reduce
 
 import pytest
-import yaml
+from kedro.config import OmegaConfigLoader
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
 
-from neurontune.pipelines.data_versioning.nodes import build_benchmark, describe_dataset
-from neurontune.pipelines.embedding_caching.nodes import cache_embeddings
-from neurontune.pipelines.erm_training.nodes import train_erm_model
-from neurontune.pipelines.neuron_identification.nodes import score_identification_neurons, split_validation
+from neurontune.data.tables import CLASS_LABEL_COLUMNS
+from neurontune.pipeline_registry import register_pipelines
+from neurontune.settings import CONFIG_LOADER_ARGS
 from tests.conftest import PROJECT_ROOT
 
+TINY_STAGES = ("data_versioning", "erm_training", "embedding_caching", "neuron_identification",
+               "neurontune_regulation", "baselines", "evaluation")
 
-def base_parameters(name):
-    return yaml.safe_load((PROJECT_ROOT / "conf" / "base" / f"parameters_{name}.yml").read_text())[name]
+
+class KeptMemoryDataset(MemoryDataset):
+    """An in-memory dataset the runner cannot release, so tests can read every intermediate."""
+
+    def _release(self) -> None:
+        pass
+
+
+def environment_parameters(env: str | None) -> dict:
+    """The parameters ``kedro run --env ENV`` would see."""
+    return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"]
+
+
+def parameter_feed(parameters: dict) -> dict:
+    """``params:a.b.c`` entries for every nested key, as Kedro's session provides them."""
+    feed = {"parameters": parameters}
+
+    def walk(prefix: str, value) -> None:
+        feed[f"params:{prefix}"] = value
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}", item)
+
+    for key, value in parameters.items():
+        walk(key, value)
+    return feed
+
+
+def run_pipelines(names, parameters: dict, inputs: dict | None = None) -> dict:
+    """Run the registered pipelines ``names`` on an in-memory catalog; return every dataset's value."""
+    registered = register_pipelines()
+    pipeline = reduce(operator.add, (registered[name] for name in names))
+    feed = {**parameter_feed(parameters), **(inputs or {})}
+    datasets = {name: KeptMemoryDataset(feed.get(name)) if name in feed else KeptMemoryDataset()
+                for name in pipeline.datasets()}
+    catalog = DataCatalog(datasets=datasets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in pipeline.datasets()
+            if name in feed or any(name in node.outputs for node in pipeline.nodes)}
 
 
 @pytest.fixture(scope="session")
 def parameters():
-    names = ["data_versioning", "erm_training", "embedding_caching", "neuron_identification", "neurontune_regulation"]
-    params = {name: base_parameters(name) for name in names}
+    """The suite's ``ci`` configuration with a smaller benchmark."""
+    params = environment_parameters("ci")
     params["data_versioning"]["split_sizes"] = {"train": 240, "val": 160, "test": 120}
     params["erm_training"].update(epochs=2, device="cpu")
-    params["embedding_caching"]["device"] = "cpu"
-    params["neurontune_regulation"]["tuning"]["grid"] = {"threshold": [0.0], "rule": ["any", "per_class"], "weight_decay": [0.001]}
     return params
 
 
 @pytest.fixture(scope="session")
 def tiny_run(parameters):
-    raw_inputs, raw_metadata = build_benchmark(parameters["data_versioning"])
-    manifest = describe_dataset(raw_inputs, raw_metadata, parameters["data_versioning"])
-    class_labels = raw_metadata[["sample_id", "split", "y"]]
-    checkpoint, history = train_erm_model(raw_inputs, class_labels, manifest, parameters["erm_training"])
-    train, val, test, erm_head = cache_embeddings(raw_inputs, class_labels, checkpoint, parameters["embedding_caching"])
-    validation_split = split_validation(val, parameters["neuron_identification"]["selection_split"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scores = score_identification_neurons(val, validation_split)
-    return {"raw_inputs": raw_inputs, "raw_metadata": raw_metadata, "manifest": manifest, "class_labels": class_labels,
-            "checkpoint": checkpoint, "history": history, "embeddings_train": train, "embeddings_val": val,
-            "embeddings_test": test, "erm_head": erm_head, "validation_split": validation_split, "neuron_scores": scores}
+    """Every dataset of a tiny colored_mnist run through the real DAG (model promotion aside)."""
+    built = run_pipelines(TINY_STAGES[:1], parameters)
+    # on disk `class_labels` is the metadata file read without the group columns
+    built["class_labels"] = built["raw_metadata"][list(CLASS_LABEL_COLUMNS)]
+    return {**built, **run_pipelines(TINY_STAGES[1:], parameters, inputs=built)}

@@ -1,49 +1,41 @@
 """Last-layer baselines a user would pick instead of NeuronTune, as pure array functions.
 
-Every baseline starts from the same cached embeddings, returns a :class:`LinearHead`
-in the raw embedding space (so evaluation scores it like NeuronTune's heads) and
-declares the annotations it consumed in ``labels_used``:
+Every baseline has the same calling convention, so the pipeline can call any of them
+from one configuration entry (see ``conf/base/parameters_baselines.yml``):
 
-- ``none``: class labels only;
-- ``val_groups``: group labels of the validation split;
-- ``train_groups``: group labels of the training split.
+    fit = baseline(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes, *, <what it reads>, <its grid>)
 
+- ``tune_*``: the data the head is fitted on (the training split or the identification
+  half of validation, per the method's configuration); ``sel_*``: the held-out
+  selection half of validation; ``n_classes``: the number of classes;
+- the keywords it may read: ``erm_head`` (the ERM model's head), ``seed``, the shared
+  retraining options of :func:`~neurontune.core.head.retrain_head`, and — only the
+  explicitly labelled baselines — ``tune_groups``, ``sel_groups``, ``n_groups``
+  (validation group labels).
+
+Each returns a :class:`BaselineFit`: a :class:`LinearHead` in the raw embedding
+space (so evaluation scores it like NeuronTune's heads) and the candidate table of
+the shared selection routine (:func:`neurontune.core.selection.search_grid`).
 Shared concepts come from :mod:`neurontune.core.groups` (balancing, per-group
-accuracy), :mod:`neurontune.core.head` (the retraining solver) and
-:mod:`neurontune.core.metrics` (worst-class accuracy).
+accuracy) and :mod:`neurontune.core.head` (the retraining solver).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from neurontune.core._validation import check_embeddings, check_head, check_labels, check_n_classes, check_same_width
-from neurontune.core.groups import balanced_sample_weights, balanced_subset_indices, per_group_accuracy
+from neurontune.core.groups import balanced_sample_weights, balanced_subset_indices
 from neurontune.core.head import LinearHead, head_logits, head_predict, retrain_head
-from neurontune.core.metrics import mean_accuracy, worst_class_accuracy
-from neurontune.core.selection import expand_grid
+from neurontune.core.selection import SelectionSet, expand_grid, search_grid
 
 logger = logging.getLogger(__name__)
 
-LABEL_KINDS = ("none", "val_groups", "train_groups")
-
-#: The annotations each evaluated method consumes (group labels beyond class labels).
-LABELS_USED = {
-    "erm": "none",
-    "class_balanced_retrain": "none",
-    "neurontune": "none",
-    "neurontune_dagger": "none",
-    "dfr": "val_groups",
-    "dfr_groupfree": "none",
-    "jtt_last_layer": "none",
-    "afr": "none",
-    "group_balanced_oracle": "val_groups",
-}
+DFR_C_GRID = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 
 
 @dataclass(frozen=True)
@@ -53,13 +45,12 @@ class BaselineFit:
     Attributes
     ----------
     head : LinearHead over the raw embeddings
-    labels_used : one of :data:`LABEL_KINDS`
-    candidates : one dict per hyperparameter candidate: its values, the selection-set
-        scores, ``selection_rank`` and ``selected``.
+    candidates : the candidate table of :func:`~neurontune.core.selection.search_grid`
+        (one dict per candidate: its values, selection-set scores, ``selection_rank``,
+        ``selected``, ``reason``)
     """
 
     head: LinearHead
-    labels_used: str
     candidates: list[dict]
 
 
@@ -67,8 +58,8 @@ class BaselineFit:
 
 
 def dfr(
-    tune_embeddings, tune_y, tune_groups, sel_embeddings, sel_y, sel_groups, n_classes: int, n_groups: int, *,
-    c_grid=(1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01), n_refits: int = 20, refit_on_all: bool = True, seed: int = 0,
+    tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes: int, *, tune_groups, sel_groups, n_groups: int,
+    c_grid=DFR_C_GRID, n_refits: int = 20, refit_on_all: bool = True, seed: int = 0,
 ) -> BaselineFit:
     """Deep Feature Reweighting (Kirichenko et al. 2022) as published; uses validation group labels.
 
@@ -88,49 +79,52 @@ def dfr(
     n_refits : balanced subsets averaged per fit (20 in the paper)
     refit_on_all : refit the winner on tune ∪ sel
     seed : seeds the subsets; every ``C`` sees the same subsets
-
-    Returns
-    -------
-    BaselineFit with ``labels_used="val_groups"``.
     """
-    data = _check_split_pair(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes)
-    tune_groups = check_labels(tune_groups, n_groups, "tune_groups", n_samples=len(data[0]))
-    sel_groups = check_labels(sel_groups, n_groups, "sel_groups", n_samples=len(data[2]))
-    return _fit_dfr(*data, tune_groups, sel_groups, n_groups, n_classes, c_grid, n_refits, refit_on_all, seed,
-                    criterion="sel_worst_group_accuracy", sel_groups=sel_groups, labels_used="val_groups")
+    tune_x, tune_y, sel_x, sel_y = _check_split_pair(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes)
+    tune_groups, sel_groups = _check_groups(tune_groups, sel_groups, n_groups, len(tune_x), len(sel_x))
+    _check_dfr_options(c_grid, n_refits)
+    selection = SelectionSet.build(sel_x, sel_y, n_classes, group=sel_groups)
+
+    def fit(candidate: dict, data=(tune_x, tune_y, tune_groups)) -> LinearHead:
+        x, y, groups = data
+        return _averaged_l1_head(x, y, groups, n_groups, n_classes, candidate["C"], n_refits, seed)
+
+    search = search_grid([{"C": float(c)} for c in c_grid], lambda c, fold: fit(c), [selection], criterion="group")
+    head = search.head
+    if refit_on_all:
+        head = fit(search.best, (np.concatenate([tune_x, sel_x]), np.concatenate([tune_y, sel_y]),
+                                 np.concatenate([tune_groups, sel_groups])))
+    return BaselineFit(head, search.table)
 
 
 def dfr_groupfree(
     tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes: int, *,
-    c_grid=(1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01), n_refits: int = 20, refit_on_all: bool = True, seed: int = 0,
+    c_grid=DFR_C_GRID, n_refits: int = 20, refit_on_all: bool = True, seed: int = 0,
 ) -> BaselineFit:
     """DFR without group labels: class-balanced subsets, ``C`` chosen by worst-class accuracy.
 
-    Same parameters as :func:`dfr` minus the group arrays; ``labels_used="none"``.
+    Same parameters as :func:`dfr` minus the group arrays.
     """
     tune_x, tune_y, sel_x, sel_y = _check_split_pair(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes)
-    return _fit_dfr(tune_x, tune_y, sel_x, sel_y, tune_y, sel_y, n_classes, n_classes, c_grid, n_refits, refit_on_all,
-                    seed, criterion="sel_worst_class_accuracy", sel_groups=None, labels_used="none")
+    _check_dfr_options(c_grid, n_refits)
+    selection = SelectionSet.build(sel_x, sel_y, n_classes)
+
+    def fit(candidate: dict, data=(tune_x, tune_y)) -> LinearHead:
+        x, y = data
+        return _averaged_l1_head(x, y, y, n_classes, n_classes, candidate["C"], n_refits, seed)
+
+    search = search_grid([{"C": float(c)} for c in c_grid], lambda c, fold: fit(c), [selection], criterion="class")
+    head = search.head
+    if refit_on_all:
+        head = fit(search.best, (np.concatenate([tune_x, sel_x]), np.concatenate([tune_y, sel_y])))
+    return BaselineFit(head, search.table)
 
 
-def _fit_dfr(tune_x, tune_y, sel_x, sel_y, tune_balance, sel_balance, n_balance, n_classes, c_grid, n_refits,
-             refit_on_all, seed, *, criterion, sel_groups, labels_used) -> BaselineFit:
+def _check_dfr_options(c_grid, n_refits) -> None:
     if not isinstance(n_refits, (int, np.integer)) or n_refits < 1:
         raise ValueError(f"n_refits must be a positive integer; got {n_refits!r}.")
     if len(c_grid) == 0 or any(not float(c) > 0 for c in c_grid):
         raise ValueError(f"c_grid must be a non-empty list of positive numbers; got {list(c_grid)!r}.")
-
-    def fit(candidate: dict) -> LinearHead:
-        return _averaged_l1_head(tune_x, tune_y, tune_balance, n_balance, n_classes, candidate["C"], n_refits, seed)
-
-    best, table = _grid_search([{"C": float(c)} for c in c_grid], fit, sel_x, sel_y, n_classes, criterion,
-                               sel_groups, n_balance if sel_groups is not None else None)
-    if refit_on_all:
-        best = _averaged_l1_head(np.concatenate([tune_x, sel_x]), np.concatenate([tune_y, sel_y]),
-                                 np.concatenate([tune_balance, sel_balance]), n_balance, n_classes,
-                                 _winner(table)["C"], n_refits, seed)
-    return BaselineFit(best, labels_used, table)
-
 
 def _averaged_l1_head(x, y, balance_labels, n_balance, n_classes, c, n_refits, seed) -> LinearHead:
     """Mean of ``n_refits`` l1 logistic regressions on balanced subsets, mapped back to raw embeddings."""
@@ -171,54 +165,53 @@ def _l1_logistic(z, y, n_classes, c, random_state) -> tuple[np.ndarray, np.ndarr
 
 
 def jtt_last_layer(
-    train_embeddings, train_y, erm_head: LinearHead, sel_embeddings, sel_y, n_classes: int, *,
+    tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes: int, *, erm_head: LinearHead,
     upweights=(1.0, 5.0, 20.0, 50.0, 100.0), weight_decays=(1e-4, 1e-3, 1e-2), balance_classes: bool = False,
     init_from_erm: bool = True, **retrain_options,
 ) -> BaselineFit:
     """Just Train Twice (Liu et al. 2021) on the last layer; no group labels.
 
-    Error set = training points the ERM head misclassifies; they are upsampled
+    Error set = tuning points the ERM head misclassifies; they are upsampled
     ``λ`` times (as weight ``λ``, the same objective in expectation) and the head
     is retrained. ``λ`` and the weight decay are chosen by worst-class accuracy
     on the selection set (the paper used validation worst-group accuracy).
 
     Parameters
     ----------
-    train_embeddings : array (N, M); train_y : int array (N,)
-    erm_head : LinearHead, the ERM model's head (defines the error set)
+    tune_embeddings : array (N, M); tune_y : int array (N,)
     sel_embeddings : array (N_s, M); sel_y : int array (N_s,)
     n_classes : int
+    erm_head : LinearHead, the ERM model's head (defines the error set)
     upweights : λ grid; weight_decays : L2 grid
     balance_classes : also class-balance (off in the paper)
     init_from_erm : start retraining from ``erm_head``
-    retrain_options : other :func:`retrain_head` arguments (solver, epochs, seed, device, ...)
+    retrain_options : other :func:`retrain_head` arguments (solver, max_iter, seed, device, ...)
 
     Returns
     -------
-    BaselineFit with ``labels_used="none"``; candidates report ``n_errors``.
+    BaselineFit; candidates report ``n_errors``.
     """
-    train_x, train_y, sel_x, sel_y = _check_split_pair(train_embeddings, train_y, sel_embeddings, sel_y, n_classes)
+    train_x, train_y, sel_x, sel_y = _check_split_pair(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes)
     check_head(erm_head.weight, erm_head.bias, n_neurons=train_x.shape[1])
     errors = head_predict(train_x, erm_head) != train_y
     if not errors.any():
         logger.warning("jtt_last_layer: the ERM head makes no error on the %d tuning points; every λ retrains the "
                        "same unweighted head.", len(train_y))
 
-    def fit(candidate: dict) -> LinearHead:
+    def fit(candidate: dict, fold: int) -> LinearHead:
         weights = np.where(errors, float(candidate["upweight"]), 1.0)
         return retrain_head(train_x, train_y, n_classes, sample_weight=weights, balance_classes=balance_classes,
                             init=erm_head if init_from_erm else None, weight_decay=candidate["weight_decay"],
                             **retrain_options)
 
     grid = expand_grid({"upweight": list(upweights), "weight_decay": list(weight_decays)})
-    best, table = _grid_search(grid, fit, sel_x, sel_y, n_classes, "sel_worst_class_accuracy")
-    for row in table:
-        row["n_errors"] = int(errors.sum())
-    return BaselineFit(best, "none", table)
+    search = search_grid(grid, fit, [SelectionSet.build(sel_x, sel_y, n_classes)],
+                         describe=lambda head: {"n_errors": int(errors.sum())})
+    return BaselineFit(search.head, search.table)
 
 
 def afr(
-    train_embeddings, train_y, erm_head: LinearHead, sel_embeddings, sel_y, n_classes: int, *,
+    tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes: int, *, erm_head: LinearHead,
     gammas=(0.0, 1.0, 2.0, 4.0, 8.0, 16.0), anchor_strengths=(1e-3, 1e-2, 1e-1), weight_decay: float = 0.0,
     **retrain_options,
 ) -> BaselineFit:
@@ -232,69 +225,75 @@ def afr(
 
     Parameters
     ----------
-    train_embeddings : array (N, M); train_y : int array (N,)
-    erm_head : LinearHead (weights the points, initialises and anchors the head)
+    tune_embeddings : array (N, M); tune_y : int array (N,)
     sel_embeddings : array (N_s, M); sel_y : int array (N_s,)
     n_classes : int
+    erm_head : LinearHead (weights the points, initialises and anchors the head)
     gammas, anchor_strengths : grids
     weight_decay : plain L2 on the weight (0 in the paper)
     retrain_options : other :func:`retrain_head` arguments
-
-    Returns
-    -------
-    BaselineFit with ``labels_used="none"``.
     """
-    train_x, train_y, sel_x, sel_y = _check_split_pair(train_embeddings, train_y, sel_embeddings, sel_y, n_classes)
+    train_x, train_y, sel_x, sel_y = _check_split_pair(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes)
     check_head(erm_head.weight, erm_head.bias, n_neurons=train_x.shape[1])
     logits = head_logits(train_x, erm_head)
     logits -= logits.max(axis=1, keepdims=True)
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     p_true = probabilities[np.arange(len(train_y)), train_y]
 
-    def fit(candidate: dict) -> LinearHead:
+    def fit(candidate: dict, fold: int) -> LinearHead:
         return retrain_head(train_x, train_y, n_classes, sample_weight=np.exp(-candidate["gamma"] * p_true),
                             balance_classes=True, init=erm_head, anchor_strength=candidate["anchor_strength"],
                             weight_decay=weight_decay, **retrain_options)
 
     grid = expand_grid({"gamma": list(gammas), "anchor_strength": list(anchor_strengths)})
-    best, table = _grid_search(grid, fit, sel_x, sel_y, n_classes, "sel_worst_class_accuracy")
-    return BaselineFit(best, "none", table)
+    search = search_grid(grid, fit, [SelectionSet.build(sel_x, sel_y, n_classes)])
+    return BaselineFit(search.head, search.table)
 
 
 def group_balanced_oracle(
-    tune_embeddings, tune_y, tune_groups, sel_embeddings, sel_y, sel_groups, n_classes: int, n_groups: int, *,
-    weight_decays=(1e-4, 1e-3, 1e-2), init: LinearHead | None = None, **retrain_options,
+    tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes: int, *, tune_groups, sel_groups, n_groups: int,
+    weight_decays=(1e-4, 1e-3, 1e-2), c_grid=DFR_C_GRID, n_refits: int = 20, erm_head: LinearHead | None = None,
+    init_from_erm: bool = True, seed: int = 0, **retrain_options,
 ) -> BaselineFit:
-    """Head retrained on group-balanced validation data; the upper reference for last-layer methods.
+    """The best last-layer head group labels can buy here: the upper reference for last-layer methods.
 
-    Every group of the tuning half gets the same total weight; the weight decay is
-    chosen by worst-group accuracy on the selection half. Uses validation group labels.
+    Uses *all* validation samples with their group labels, cross-fitted: every
+    candidate is fitted on one half and scored (worst-group accuracy) on the other,
+    both ways round; the candidate with the best average wins and is refit on both
+    halves together. Candidates are the strongest group-balanced solvers we have:
+    a group-balanced L2 logistic head (``solver: l2``, one per weight decay) and
+    DFR's averaged l1 regression on group-balanced subsets (``solver: dfr_l1``, one
+    per ``C``).
 
     Parameters
     ----------
-    tune_embeddings : array (N_t, M); tune_y, tune_groups : int arrays (N_t,)
-    sel_embeddings : array (N_s, M); sel_y, sel_groups : int arrays (N_s,)
+    tune_embeddings, sel_embeddings : the two validation halves (N_t, M), (N_s, M)
+    tune_y, sel_y, tune_groups, sel_groups : their class and group labels
     n_classes, n_groups : int
-    weight_decays : L2 grid
-    init : starting head (usually ERM's), optional
+    weight_decays : L2 grid of the group-balanced L2 head
+    c_grid, n_refits : DFR's grid and number of averaged refits
+    erm_head, init_from_erm : start the L2 head from the ERM head (the optimum does not depend on it)
+    seed : seeds DFR's subsets
     retrain_options : other :func:`retrain_head` arguments
-
-    Returns
-    -------
-    BaselineFit with ``labels_used="val_groups"``.
     """
     tune_x, tune_y, sel_x, sel_y = _check_split_pair(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes)
-    tune_groups = check_labels(tune_groups, n_groups, "tune_groups", n_samples=len(tune_x))
-    sel_groups = check_labels(sel_groups, n_groups, "sel_groups", n_samples=len(sel_x))
-    group_weights = balanced_sample_weights(tune_groups, n_groups)
+    tune_groups, sel_groups = _check_groups(tune_groups, sel_groups, n_groups, len(tune_x), len(sel_x))
+    _check_dfr_options(c_grid or (1.0,), n_refits)
+    halves = [(tune_x, tune_y, tune_groups), (sel_x, sel_y, sel_groups)]
+    init = erm_head if init_from_erm else None
 
-    def fit(candidate: dict) -> LinearHead:
-        return retrain_head(tune_x, tune_y, n_classes, sample_weight=group_weights, balance_classes=False, init=init,
-                            weight_decay=candidate["weight_decay"], **retrain_options)
+    def fit_on(candidate: dict, x, y, groups) -> LinearHead:
+        if candidate["solver"] == "dfr_l1":
+            return _averaged_l1_head(x, y, groups, n_groups, n_classes, candidate["C"], n_refits, seed)
+        return retrain_head(x, y, n_classes, sample_weight=balanced_sample_weights(groups, n_groups),
+                            balance_classes=False, init=init, weight_decay=candidate["weight_decay"], **retrain_options)
 
-    grid = expand_grid({"weight_decay": list(weight_decays)})
-    best, table = _grid_search(grid, fit, sel_x, sel_y, n_classes, "sel_worst_group_accuracy", sel_groups, n_groups)
-    return BaselineFit(best, "val_groups", table)
+    grid = ([{"solver": "l2", "weight_decay": float(wd), "C": float("nan")} for wd in weight_decays]
+            + [{"solver": "dfr_l1", "weight_decay": float("nan"), "C": float(c)} for c in c_grid])
+    selections = [SelectionSet.build(x, y, n_classes, group=g) for x, y, g in reversed(halves)]
+    search = search_grid(grid, lambda candidate, fold: fit_on(candidate, *halves[fold]), selections, criterion="group")
+    everything = [np.concatenate(parts) for parts in zip(*halves)]
+    return BaselineFit(fit_on(search.best, *everything), search.table)
 
 
 # ------------------------------------------------------------------------ helpers
@@ -310,26 +309,7 @@ def _check_split_pair(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes)
     return tune_x, tune_y, sel_x, sel_y
 
 
-def _grid_search(grid: list[dict], fit: Callable[[dict], LinearHead], sel_x, sel_y, n_classes, criterion,
-                 sel_groups=None, n_groups=None) -> tuple[LinearHead, list[dict]]:
-    """Fit every candidate; the winner maximises ``criterion`` on the selection set (ties: mean accuracy, order)."""
-    heads, table = [], []
-    for candidate in grid:
-        head = fit(candidate)
-        prediction = head_predict(sel_x, head)
-        row = {**candidate, "sel_worst_class_accuracy": worst_class_accuracy(sel_y, prediction, n_classes),
-               "sel_mean_accuracy": mean_accuracy(sel_y, prediction)}
-        if sel_groups is not None:
-            row["sel_worst_group_accuracy"] = float(np.nanmin(per_group_accuracy(sel_y, prediction, sel_groups, n_groups)))
-        heads.append(head)
-        table.append(row)
-    order = sorted(range(len(table)), key=lambda k: (-table[k][criterion], -table[k]["sel_mean_accuracy"], k))
-    for rank, k in enumerate(order):
-        table[k]["selection_rank"] = rank + 1
-        table[k]["selected"] = rank == 0
-        table[k]["criterion"] = criterion
-    return heads[order[0]], table
-
-
-def _winner(table: list[dict]) -> dict:
-    return next(row for row in table if row["selected"])
+def _check_groups(tune_groups, sel_groups, n_groups, n_tune, n_sel):
+    tune_groups = check_labels(tune_groups, n_groups, "tune_groups", n_samples=n_tune)
+    sel_groups = check_labels(sel_groups, n_groups, "sel_groups", n_samples=n_sel)
+    return tune_groups, sel_groups

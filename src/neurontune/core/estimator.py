@@ -1,16 +1,24 @@
-"""NeuronTune as a small scikit-learn-style estimator over cached embeddings."""
+"""NeuronTune as a scikit-learn-style estimator over cached embeddings."""
 
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from neurontune.core._validation import check_embeddings, check_labels, check_n_classes, check_same_width
 from neurontune.core.head import LinearHead, head_predict, retrain_head
 from neurontune.core.scoring import NeuronScores, score_neurons, select_biased_neurons, spuriousness_fit
 
+#: The parameters that only shape the retrained head (passed on to :func:`retrain_head`).
+RETRAIN_PARAMETERS = ("weight_decay", "solver", "max_iter", "epochs", "learning_rate", "momentum", "batch_size",
+                      "seed", "device")
 
-class NeuronTune:
+
+class NeuronTune(BaseEstimator):
     """Identify biased neurons on ``D_ide``, suppress them, retrain the head on ``D_tune``.
+
+    Every parameter is an explicit keyword, so ``get_params``, ``set_params`` and
+    ``sklearn.base.clone`` work as for any scikit-learn estimator.
 
     Parameters
     ----------
@@ -26,30 +34,44 @@ class NeuronTune:
         previous round's head and adds the newly selected neurons. 1 = the paper.
     use_mask : bool
         False retrains without any suppression (the ``class_balanced_retrain`` ablation).
-    retrain_options
-        Keyword arguments of :func:`retrain_head` (solver, epochs, learning_rate,
-        momentum, weight_decay, batch_size, seed, device).
+    weight_decay, solver, max_iter, epochs, learning_rate, momentum, batch_size, seed, device
+        Retraining settings, see :func:`retrain_head`.
 
     Attributes
     ----------
     scores_ : NeuronScores of the last round
     mask_ : bool array (M,) or (C, M)
     head_ : LinearHead
-    sfit_ : float
+    sfit_ : float, SFit of the last round's scores
     """
 
-    def __init__(self, n_classes: int, threshold: float = 0.0, rule: str = "all", suppression_scale: float = 0.0,
-                 rounds: int = 1, use_mask: bool = True, **retrain_options):
+    def __init__(self, n_classes: int = 2, threshold: float = 0.0, rule: str = "all", suppression_scale: float = 0.0,
+                 rounds: int = 1, use_mask: bool = True, weight_decay: float = 1e-4, solver: str = "lbfgs",
+                 max_iter: int = 400, epochs: int = 20, learning_rate: float = 0.01, momentum: float = 0.9,
+                 batch_size: int = 128, seed: int = 0, device="cpu"):
         self.n_classes = n_classes
         self.threshold = threshold
         self.rule = rule
         self.suppression_scale = suppression_scale
         self.rounds = rounds
         self.use_mask = use_mask
-        self.retrain_options = retrain_options
+        self.weight_decay = weight_decay
+        self.solver = solver
+        self.max_iter = max_iter
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
 
-    def fit(self, ide_embeddings, ide_y, ide_erm_pred, tune_embeddings, tune_y, init: LinearHead | None = None) -> "NeuronTune":
-        """Fit from identification data (embeddings, labels, ERM predictions) and tuning data (embeddings, labels)."""
+    def fit(self, ide_embeddings, ide_y, ide_erm_pred, tune_embeddings, tune_y, init: LinearHead | None = None,
+            scores: NeuronScores | None = None) -> "NeuronTune":
+        """Fit from identification data (embeddings, labels, ERM predictions) and tuning data (embeddings, labels).
+
+        ``scores``: the round-1 scores of exactly this identification data, when already
+        computed (a grid search scores once and varies λ and the rule over the same scores).
+        """
         n_classes = check_n_classes(self.n_classes)
         ide_embeddings = check_embeddings(ide_embeddings, "ide_embeddings")
         tune_embeddings = check_embeddings(tune_embeddings, "tune_embeddings")
@@ -59,25 +81,43 @@ class NeuronTune:
         tune_y = check_labels(tune_y, n_classes, "tune_y", n_samples=len(tune_embeddings))
         if not isinstance(self.rounds, (int, np.integer)) or self.rounds < 1:
             raise ValueError(f"rounds must be a positive integer; got {self.rounds!r}.")
+        if scores is not None and scores.scores.shape != (n_classes, ide_embeddings.shape[1]):
+            raise ValueError(f"scores must have shape ({n_classes}, {ide_embeddings.shape[1]}) to match the "
+                             f"identification embeddings; got {scores.scores.shape}.")
+        retrain = self._retrain_options()
         self.mask_ = None
-        for _ in range(self.rounds if self.use_mask else 1):
-            self.scores_ = score_neurons(ide_embeddings, ide_y, ide_pred, n_classes)
+        for round_ in range(self.rounds if self.use_mask else 1):
+            if round_ > 0 or scores is None:
+                scores = score_neurons(ide_embeddings, ide_y, ide_pred, n_classes)
+            self.scores_ = scores
             if self.use_mask:
-                selected = select_biased_neurons(self.scores_.scores, self.threshold, self.rule)
+                selected = select_biased_neurons(scores.scores, self.threshold, self.rule)
                 self.mask_ = selected if self.mask_ is None else self.mask_ | selected
-            self.head_ = retrain_head(tune_embeddings, tune_y, n_classes, self.mask_, suppression_scale=self.suppression_scale,
-                                      init=init, **self.retrain_options)
+            self.head_ = retrain_head(tune_embeddings, tune_y, n_classes, self.mask_, init=init,
+                                      suppression_scale=self.suppression_scale, **retrain)
             ide_pred = head_predict(ide_embeddings, self.head_)
         if self.mask_ is None:
             self.mask_ = np.zeros(ide_embeddings.shape[1], dtype=bool)
         self.sfit_ = spuriousness_fit(self.scores_.scores)
         return self
 
+    def fit_key(self, scores: NeuronScores | None) -> tuple | None:
+        """A key equal for two estimators that would fit the same head from the same data and ``scores``;
+        None when the result depends on more than the round-1 mask (``rounds > 1``) or no scores are given."""
+        if self.use_mask and (scores is None or self.rounds != 1):
+            return None
+        mask = select_biased_neurons(scores.scores, self.threshold, self.rule, warn=False) if self.use_mask else None
+        settings = tuple((name, str(value)) for name, value in self._retrain_options().items())
+        return (None if mask is None else (mask.shape, mask.tobytes()), float(self.suppression_scale), settings)
+
     def predict(self, embeddings) -> np.ndarray:
         """Class predictions (N,) of the retrained head."""
         if not hasattr(self, "head_"):
             raise RuntimeError("NeuronTune is not fitted yet; call fit(...) first.")
         return head_predict(embeddings, self.head_)
+
+    def _retrain_options(self) -> dict:
+        return {name: getattr(self, name) for name in RETRAIN_PARAMETERS}
 
 
 __all__ = ["NeuronTune", "NeuronScores"]

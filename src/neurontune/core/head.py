@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from neurontune.core._validation import (
     check_choice,
@@ -18,7 +20,7 @@ from neurontune.core._validation import (
 )
 from neurontune.core.groups import balanced_sample_weights
 
-SOLVERS = ("sgd", "lbfgs")
+SOLVERS = ("lbfgs", "sgd")
 
 
 @dataclass(frozen=True)
@@ -96,20 +98,22 @@ def retrain_head(
     sample_weight=None,
     balance_classes: bool = True,
     anchor_strength: float = 0.0,
-    solver: str = "sgd",
+    weight_decay: float = 1e-4,
+    solver: str = "lbfgs",
+    max_iter: int = 400,
     epochs: int = 20,
     learning_rate: float = 0.01,
     momentum: float = 0.9,
-    weight_decay: float = 1e-4,
     batch_size: int = 128,
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> LinearHead:
     """Retrain a linear head on class-balanced, suppressed embeddings with cross-entropy.
 
-    The baselines reuse this solver: ``sample_weight`` reweights samples (within
-    each class when ``balance_classes``), ``anchor_strength`` adds AFR's L2 pull
-    ``anchor_strength / 2 * ||θ - θ_init||²`` toward ``init``.
+    Objective: ``mean_n(w_n · CE(x_n (W ⊙ keep)ᵀ + b, y_n)) + weight_decay / 2 · ||W ⊙ keep||²``
+    (+ ``anchor_strength / 2 · ||θ − θ_init||²``, AFR's pull toward ``init``). The baselines
+    reuse this solver: ``sample_weight`` reweights samples (within each class when
+    ``balance_classes``).
 
     Parameters
     ----------
@@ -132,15 +136,18 @@ def retrain_head(
         redistributing it within a class. False: ``sample_weight`` alone.
     anchor_strength : float
         L2 pull of weight and bias toward ``init`` (requires ``init``); 0 = none.
-    solver : {"sgd", "lbfgs"}
-        ``sgd``: SGD with momentum on class-balanced mini-batches (the authors'
-        framework). ``lbfgs``: full-batch class-weighted L2 logistic regression,
-        the same objective solved deterministically.
-    epochs, learning_rate, momentum, weight_decay, batch_size
-        Optimisation settings (``weight_decay`` is the L2 strength on the weight).
-    seed : int
-        Seeds the batch sampler of ``sgd``; results are identical for a seed.
-    device : str or torch.device
+    weight_decay : float
+        L2 strength on the (suppressed) weight.
+    solver : {"lbfgs", "sgd"}
+        ``lbfgs`` (default): the full-batch objective above solved to convergence with
+        SciPy's L-BFGS-B in float64 on the CPU (deterministic, no learning rate).
+        ``sgd``: the authors' framework, SGD with momentum on class-balanced
+        mini-batches, in torch on ``device``.
+    max_iter : int
+        ``lbfgs`` only: iteration limit.
+    epochs, learning_rate, momentum, batch_size, seed, device
+        ``sgd`` only: passes over ``D_tune``, step size, momentum, batch size, the batch
+        sampler's seed (results are identical for a seed) and the torch device.
 
     Returns
     -------
@@ -161,27 +168,20 @@ def retrain_head(
         raise ValueError(f"anchor_strength must be >= 0 and needs an init head to pull toward; got {anchor_strength!r} "
                          f"with init={'None' if init is None else 'a head'}.")
     weights = _training_weights(y, n_classes, sample_weight, balance_classes)
-    for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
+    for name, value in {"max_iter": max_iter, "epochs": epochs, "batch_size": batch_size}.items():
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    if learning_rate <= 0 or weight_decay < 0:
+    if not learning_rate > 0 or not weight_decay >= 0:
         raise ValueError(f"learning_rate must be > 0 and weight_decay >= 0; got {learning_rate} and {weight_decay}.")
-    solve = _solve_sgd if solver == "sgd" else _solve_lbfgs
-    weight, bias = solve(
-        torch.as_tensor(embeddings, dtype=torch.float32, device=device),
-        torch.as_tensor(y, device=device),
-        torch.as_tensor(keep, dtype=torch.float32, device=device),
-        torch.as_tensor(weights, dtype=torch.float32, device=device),
-        n_classes,
-        init,
-        anchor_strength=float(anchor_strength),
-        epochs=epochs,
-        learning_rate=learning_rate,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        seed=seed,
-    )
+    weight0, bias0 = (np.zeros((n_classes, n_neurons)), np.zeros(n_classes)) if init is None else (init.weight, init.bias)
+    if solver == "lbfgs":
+        weight, bias = _solve_lbfgs(embeddings.astype(np.float64), y, keep, weights, weight0, bias0,
+                                    weight_decay=float(weight_decay), anchor_strength=float(anchor_strength),
+                                    max_iter=int(max_iter))
+    else:
+        weight, bias = _solve_sgd(embeddings, y, keep, weights, weight0, bias0, weight_decay=float(weight_decay),
+                                  anchor_strength=float(anchor_strength), epochs=epochs, learning_rate=learning_rate,
+                                  momentum=momentum, batch_size=batch_size, seed=seed, device=device)
     return LinearHead.from_arrays(weight, bias, keep)
 
 
@@ -198,56 +198,62 @@ def _training_weights(y, n_classes, sample_weight, balance_classes) -> np.ndarra
     return sample_weight * (y.shape[0] / sample_weight.sum())
 
 
-def _anchor_penalty(weight, bias, init, anchor_strength):
-    if anchor_strength == 0:
-        return 0.0
-    weight0 = torch.as_tensor(init.weight, dtype=weight.dtype, device=weight.device)
-    bias0 = torch.as_tensor(init.bias, dtype=bias.dtype, device=bias.device)
-    return 0.5 * anchor_strength * ((weight - weight0).pow(2).sum() + (bias - bias0).pow(2).sum())
+def _solve_lbfgs(x, y, keep, sample_weights, weight0, bias0, *, weight_decay, anchor_strength, max_iter):
+    """L-BFGS-B on the exact objective with its analytic gradient (float64)."""
+    n, n_neurons = x.shape
+    n_classes = weight0.shape[0]
+    rows = np.arange(n)
+    scaled = sample_weights / n
+
+    def objective(theta):
+        weight, bias = theta[: n_classes * n_neurons].reshape(n_classes, n_neurons), theta[n_classes * n_neurons :]
+        effective = weight * keep
+        logits = x @ effective.T + bias
+        logits -= logits.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(logits).sum(axis=1))
+        loss = scaled @ (log_norm - logits[rows, y]) + 0.5 * weight_decay * np.sum(effective**2)
+        residual = np.exp(logits - log_norm[:, None])
+        residual[rows, y] -= 1.0
+        residual *= scaled[:, None]
+        grad_weight = (residual.T @ x) * keep + weight_decay * effective * keep
+        grad_bias = residual.sum(axis=0)
+        if anchor_strength:
+            loss += 0.5 * anchor_strength * (np.sum((weight - weight0) ** 2) + np.sum((bias - bias0) ** 2))
+            grad_weight += anchor_strength * (weight - weight0)
+            grad_bias += anchor_strength * (bias - bias0)
+        return loss, np.concatenate([grad_weight.ravel(), grad_bias])
+
+    # one BLAS thread: these problems are tiny, and OpenBLAS threads spinning on a busy machine
+    # made L-BFGS-B ~20x slower here
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = minimize(objective, np.concatenate([weight0.ravel(), bias0]), jac=True, method="L-BFGS-B",
+                          options={"maxiter": max_iter, "gtol": 1e-7, "ftol": 1e-12})
+    return result.x[: n_classes * n_neurons].reshape(n_classes, n_neurons), result.x[n_classes * n_neurons :]
 
 
-def _initial_parameters(n_classes, n_neurons, init, device):
-    if init is None:
-        weight = torch.zeros(n_classes, n_neurons, device=device)
-        bias = torch.zeros(n_classes, device=device)
-    else:
-        weight = torch.as_tensor(init.weight, dtype=torch.float32, device=device).clone()
-        bias = torch.as_tensor(init.bias, dtype=torch.float32, device=device).clone()
-    return weight.requires_grad_(True), bias.requires_grad_(True)
-
-
-def _solve_sgd(x, y, keep, sample_weights, n_classes, init, *, anchor_strength, epochs, learning_rate, momentum, weight_decay, batch_size, seed):
-    weight, bias = _initial_parameters(n_classes, x.shape[1], init, x.device)
+def _solve_sgd(x, y, keep, sample_weights, weight0, bias0, *, weight_decay, anchor_strength, epochs, learning_rate,
+               momentum, batch_size, seed, device):
+    x = torch.as_tensor(x, dtype=torch.float32, device=device)
+    y = torch.as_tensor(y, device=device)
+    keep = torch.as_tensor(keep, dtype=torch.float32, device=device)
+    weight = torch.as_tensor(weight0, dtype=torch.float32, device=device).clone().requires_grad_(True)
+    bias = torch.as_tensor(bias0, dtype=torch.float32, device=device).clone().requires_grad_(True)
+    anchor = (torch.as_tensor(weight0, dtype=torch.float32, device=device),
+              torch.as_tensor(bias0, dtype=torch.float32, device=device))
     optimizer = torch.optim.SGD(
         [{"params": [weight], "weight_decay": weight_decay}, {"params": [bias], "weight_decay": 0.0}],
         lr=learning_rate,
         momentum=momentum,
     )
-    sampling = sample_weights.detach().cpu().double()
+    sampling = torch.as_tensor(sample_weights, dtype=torch.float64)
     generator = torch.Generator().manual_seed(int(seed))
     for _ in range(epochs):
         order = torch.multinomial(sampling, x.shape[0], replacement=True, generator=generator).to(x.device)
         for batch in order.split(batch_size):
             loss = torch.nn.functional.cross_entropy(x[batch] @ (weight * keep).T + bias, y[batch])
-            loss = loss + _anchor_penalty(weight, bias, init, anchor_strength)
+            if anchor_strength:
+                loss = loss + 0.5 * anchor_strength * ((weight - anchor[0]).pow(2).sum() + (bias - anchor[1]).pow(2).sum())
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    return weight.detach().cpu().numpy(), bias.detach().cpu().numpy()
-
-
-def _solve_lbfgs(x, y, keep, sample_weights, n_classes, init, *, anchor_strength, epochs, learning_rate, momentum, weight_decay, batch_size, seed):
-    weight, bias = _initial_parameters(n_classes, x.shape[1], init, x.device)
-    class_weight = sample_weights
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=20 * epochs, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        losses = torch.nn.functional.cross_entropy(x @ (weight * keep).T + bias, y, reduction="none")
-        loss = (losses * class_weight).mean() + 0.5 * weight_decay * (weight * keep).pow(2).sum()
-        loss = loss + _anchor_penalty(weight, bias, init, anchor_strength)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
     return weight.detach().cpu().numpy(), bias.detach().cpu().numpy()

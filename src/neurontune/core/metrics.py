@@ -82,3 +82,49 @@ def overlapping_group_report(y_true, y_pred, members: dict, n_classes: int) -> d
         report.update({f"accuracy_{name}_y{k}": float(v) for k, v in enumerate(accuracy) if np.isfinite(v)})
     report["worst_overlapping_group_accuracy"] = min(report.values()) if report else float("nan")
     return report
+
+
+#: Thresholds below which a benchmark cannot separate debiasing methods (the validity card's warning).
+MIN_ORACLE_WORST_GROUP_ACCURACY = 0.80
+MIN_HEADROOM = 0.10
+
+
+def validity_card(erm: dict, oracle: dict, *, min_oracle_worst_group_accuracy: float = MIN_ORACLE_WORST_GROUP_ACCURACY,
+                  min_headroom: float = MIN_HEADROOM) -> dict:
+    """Can this benchmark separate debiasing methods? ERM against the best last-layer head group labels buy.
+
+    Parameters
+    ----------
+    erm, oracle : one split's :func:`group_report` of the ERM head and of the group-balanced oracle
+    min_oracle_worst_group_accuracy, min_headroom : the thresholds of the warning
+
+    Returns
+    -------
+    dict with ``erm_mean_accuracy``, ``erm_worst_group_accuracy``, ``oracle_worst_group_accuracy``,
+    ``headroom`` (oracle WGA − ERM WGA) and ``separates_methods`` (1.0 when the oracle reaches
+    ``min_oracle_worst_group_accuracy`` and the headroom ``min_headroom``, else 0.0).
+    """
+    card = {
+        "erm_mean_accuracy": float(erm["mean_accuracy"]),
+        "erm_worst_group_accuracy": float(erm["worst_group_accuracy"]),
+        "oracle_worst_group_accuracy": float(oracle["worst_group_accuracy"]),
+    }
+    card["headroom"] = card["oracle_worst_group_accuracy"] - card["erm_worst_group_accuracy"]
+    card["separates_methods"] = float(card["oracle_worst_group_accuracy"] >= min_oracle_worst_group_accuracy
+                                      and card["headroom"] >= min_headroom)
+    return card
+
+
+def validity_warning(card: dict, *, min_oracle_worst_group_accuracy: float = MIN_ORACLE_WORST_GROUP_ACCURACY,
+                     min_headroom: float = MIN_HEADROOM) -> str | None:
+    """The warning a report prints for a card that fails a threshold, else None."""
+    if card["separates_methods"]:
+        return None
+    reasons = []
+    if card["oracle_worst_group_accuracy"] < min_oracle_worst_group_accuracy:
+        reasons.append(f"the group-balanced oracle reaches only {card['oracle_worst_group_accuracy']:.3f} worst-group "
+                       f"accuracy (< {min_oracle_worst_group_accuracy:.2f}): the core feature is barely learnable from "
+                       "these embeddings")
+    if card["headroom"] < min_headroom:
+        reasons.append(f"the headroom over ERM is {card['headroom']:+.3f} (< {min_headroom:.2f}): ERM is hardly biased")
+    return "this benchmark cannot separate debiasing methods: " + "; ".join(reasons) + "."

@@ -87,7 +87,7 @@ def _compute_scores(embeddings, y, y_pred, n_classes) -> NeuronScores:
     return NeuronScores(scores=scores, n_wrong=n_wrong, n_right=n_right)
 
 
-def select_biased_neurons(scores, threshold: float = 0.0, rule: str = "all") -> np.ndarray:
+def select_biased_neurons(scores, threshold: float = 0.0, rule: str = "all", *, warn: bool = True) -> np.ndarray:
     """Boolean mask of the neurons to suppress (True = biased).
 
     Parameters
@@ -121,7 +121,8 @@ def select_biased_neurons(scores, threshold: float = 0.0, rule: str = "all") -> 
         mask = biased[scored].all(axis=0)
     else:
         mask = biased[scored].any(axis=0)
-    _warn_degenerate(mask)
+    if warn:
+        _warn_degenerate(mask)
     return mask
 
 
@@ -134,7 +135,6 @@ def _warn_degenerate(mask: np.ndarray) -> None:
     else:
         return
     warnings.warn(message, UserWarning, stacklevel=3)
-    logger.warning(message)
 
 
 def spuriousness_fit(scores) -> float:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from neurontune.data.sampling import assign_attributes, check_split_settings, split_column
-from neurontune.data.tables import SPLITS
+from neurontune.data.tables import SPLITS, build_metadata
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,9 +63,7 @@ def build_colored_mnist(
     split = split_column(split_sizes)
     attribute = assign_attributes(labels, split, correlations, rng)
     images = _paint(digit_images[order], attribute, np.asarray(colours, dtype=np.float32))
-    metadata = pd.DataFrame(
-        {"sample_id": np.arange(len(order)), "split": split, "y": labels, "a": attribute, "group": 2 * labels + attribute}
-    )
+    metadata = build_metadata(split, labels, attribute)
     return images, metadata
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from neurontune.data.tables import build_metadata
+
 SPLIT_CODES = {0: "train", 1: "val", 2: "test"}
 CIVILCOMMENTS_IDENTITIES = ("male", "female", "LGBTQ", "christian", "muslim", "other_religions", "black", "white")
 MULTINLI_FEATURE_FILES = (
@@ -77,7 +79,7 @@ def build_multinli(config: dict) -> tuple[np.ndarray, pd.DataFrame]:
         for f in features
     ]).astype(np.int32)
     y, a = table["gold_label"].to_numpy(), table["sentence2_has_negation"].to_numpy()
-    metadata = _metadata(np.arange(len(table)), _split_names("multinli", table["split"]), y, a, n_attributes=2)
+    metadata = _metadata(np.arange(len(table)), _split_names("multinli", table["split"]), y, a)
     return tokens, metadata
 
 
@@ -99,11 +101,8 @@ def build_civilcomments(config: dict) -> tuple[np.ndarray, pd.DataFrame]:
     return table["comment_text"].fillna("").astype(str).to_numpy().astype(str), metadata
 
 
-def _metadata(sample_id, split, y, a, n_attributes: int = 2) -> pd.DataFrame:
-    y = np.asarray(y, dtype=np.int64)
-    a = np.asarray(a, dtype=np.int64)
-    return pd.DataFrame({"sample_id": np.asarray(sample_id, dtype=np.int64), "split": np.asarray(split),
-                         "y": y, "a": a, "group": n_attributes * y + a})
+def _metadata(sample_id, split, y, a) -> pd.DataFrame:
+    return build_metadata(split, y, a, sample_id=sample_id)
 
 
 def _existing_directory(name: str, root) -> Path:

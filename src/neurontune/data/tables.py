@@ -7,10 +7,26 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from neurontune.core.groups import group_ids
+
 SPLITS = ("train", "val", "test")
 METADATA_COLUMNS = ("sample_id", "split", "y", "a", "group")
 #: The columns every training-side stage may read; ``a`` and ``group`` are for evaluation only.
 CLASS_LABEL_COLUMNS = ("sample_id", "split", "y")
+
+
+def build_metadata(split, y, a, *, n_attributes: int = 2, sample_id=None, **columns) -> pd.DataFrame:
+    """The metadata table every benchmark builder returns: ``sample_id, split, y, a, group`` (+ ``columns``).
+
+    ``group`` comes from :func:`neurontune.core.groups.group_ids` (``y * n_attributes + a``), the one
+    definition of a group id; ``sample_id`` defaults to the row number.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    a = np.asarray(a, dtype=np.int64)
+    n_classes = int(y.max()) + 1 if y.size else 2
+    sample_id = np.arange(len(y)) if sample_id is None else np.asarray(sample_id, dtype=np.int64)
+    return pd.DataFrame({"sample_id": sample_id, "split": np.asarray(split), "y": y, "a": a,
+                         "group": group_ids(y, a, max(n_classes, 2), n_attributes), **columns})
 
 
 def validate_metadata(metadata: pd.DataFrame, n_classes: int, columns=METADATA_COLUMNS, source: str = "metadata") -> pd.DataFrame:

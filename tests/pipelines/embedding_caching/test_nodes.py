@@ -4,7 +4,7 @@ from neurontune.models.backbones import model_from_checkpoint
 
 
 def test_cache_matches_a_direct_forward_pass(tiny_run):
-    model = model_from_checkpoint(tiny_run["checkpoint"])
+    model = model_from_checkpoint(tiny_run["erm_model"])
     test = tiny_run["embeddings_test"]
     inputs = tiny_run["raw_inputs"]["inputs"][tiny_run["raw_metadata"]["split"].to_numpy() == "test"]
     logits = model(model.preprocess(inputs)).detach().numpy()

@@ -1,47 +1,67 @@
 import numpy as np
-import pandas as pd
 import pytest
 
+from neurontune.methods import load_registry
 from neurontune.pipelines.evaluation.nodes import (
+    add_validity_card,
     compute_group_metrics,
     flatten_metrics,
     plot_group_accuracies,
-    predict_with_heads,
 )
 
 
-@pytest.fixture(scope="module")
-def predictions(tiny_run):
-    caches = {name: tiny_run[name] for name in ("embeddings_train", "embeddings_val", "embeddings_test")}
-    return predict_with_heads(**caches, erm=tiny_run["erm_head"])
+def test_predictions_cover_every_split_and_method(tiny_run):
+    predictions = tiny_run["method_predictions"]
+    assert set(predictions["method"]) == set(load_registry())
+    erm = predictions[predictions["method"] == "erm"]
+    assert len(erm) == len(tiny_run["raw_metadata"])
+    np.testing.assert_array_equal(erm[erm["split"] == "test"]["y_pred"].to_numpy(),
+                                  tiny_run["embeddings_test"]["logits"].argmax(1))
 
 
-def test_predictions_cover_every_split(predictions, tiny_run):
-    assert len(predictions) == len(tiny_run["raw_metadata"])
-    erm_test = predictions[(predictions["split"] == "test")]["y_pred"].to_numpy()
-    np.testing.assert_array_equal(erm_test, tiny_run["embeddings_test"]["logits"].argmax(1))
-
-
-def test_metrics_match_a_hand_computation(predictions, tiny_run):
-    metrics = compute_group_metrics(predictions, tiny_run["raw_metadata"])
+def test_metrics_match_a_hand_computation(tiny_run):
+    predictions = tiny_run["method_predictions"].query("method == 'erm'")
     joined = predictions.merge(tiny_run["raw_metadata"], on="sample_id").query("split_x == 'test'")
     per_group = joined.assign(ok=joined["y_pred"] == joined["y"]).groupby("group")["ok"].mean()
-    test = metrics["erm"]["test"]
+    test = tiny_run["metrics"]["erm"]["test"]
     assert test["worst_group_accuracy"] == pytest.approx(per_group.min())
     assert test["mean_accuracy"] == pytest.approx((joined["y_pred"] == joined["y"]).mean())
-    assert set(metrics["erm"]) == {"train", "val", "test"} and test["n_masked"] == 0
+    assert set(tiny_run["metrics"]["erm"]) == {"train", "val", "test"} and test["n_masked"] == 0
 
 
-def test_unknown_sample_ids_are_an_error(predictions, tiny_run):
+def test_the_validity_card_compares_erm_with_the_oracle(tiny_run):
+    metrics = tiny_run["metrics"]
+    card = metrics["validity"]["test"]
+    assert card["erm_worst_group_accuracy"] == metrics["erm"]["test"]["worst_group_accuracy"]
+    assert card["oracle_worst_group_accuracy"] == metrics["group_balanced_oracle"]["test"]["worst_group_accuracy"]
+    assert card["headroom"] == pytest.approx(card["oracle_worst_group_accuracy"] - card["erm_worst_group_accuracy"])
+
+
+def test_a_benchmark_without_headroom_is_flagged(caplog):
+    report = {"erm_mean_accuracy": 0.6, "mean_accuracy": 0.6, "worst_group_accuracy": 0.55}
+    metrics = {"erm": {"test": report}, "oracle": {"test": {**report, "worst_group_accuracy": 0.6}}}
+    thresholds = {"oracle": "oracle", "min_oracle_worst_group_accuracy": 0.8, "min_headroom": 0.1}
+    card = add_validity_card(metrics, thresholds)["validity"]["test"]
+    assert card["separates_methods"] == 0.0 and card["headroom"] == pytest.approx(0.05)
+    assert "cannot separate debiasing methods" in caplog.text
+    with pytest.raises(ValueError, match="evaluation.validity.oracle must name an evaluated method"):
+        add_validity_card(metrics, {**thresholds, "oracle": "dfr"})
+
+
+def test_unknown_sample_ids_are_an_error(tiny_run):
+    predictions = tiny_run["method_predictions"]
     with pytest.raises(ValueError, match="sample ids that raw_metadata does not know"):
-        compute_group_metrics(predictions.assign(sample_id=predictions["sample_id"] + 10_000), tiny_run["raw_metadata"])
+        compute_group_metrics(predictions.assign(sample_id=predictions["sample_id"] + 10_000), tiny_run["raw_metadata"],
+                              tiny_run["dataset_manifest"])
 
 
 def test_flatten_and_plot():
-    metrics = {"erm": {"test": {"accuracy_group_0": 1.0, "accuracy_group_1": 0.5, "worst_group_accuracy": 0.5}}}
+    metrics = {"erm": {"test": {"accuracy_group_0": 1.0, "accuracy_group_1": 0.5, "worst_group_accuracy": 0.5}},
+               "validity": {"test": {"headroom": 0.3}}}
     assert flatten_metrics(metrics) == {
         "erm.test.accuracy_group_0": {"value": 1.0, "step": 0},
         "erm.test.accuracy_group_1": {"value": 0.5, "step": 0},
         "erm.test.worst_group_accuracy": {"value": 0.5, "step": 0},
+        "validity.test.headroom": {"value": 0.3, "step": 0},
     }
     assert plot_group_accuracies(metrics, "test").axes[0].get_title() == "Per-group accuracy on test"

@@ -11,10 +11,11 @@ def test_civilcomments_style_identity_columns_add_overlapping_group_metrics():
                              "identity_male": [0, 0, 1, 1, 0, 1, 1, 0], "identity_black": [0, 0, 0, 1, 0, 1, 0, 1]})
     predictions = pd.DataFrame({"method": "erm", "split": metadata["split"], "sample_id": metadata["sample_id"],
                                 "y_pred": [0, 1, 0, 1, 0, 1, 1, 1], "n_masked": 0})
-    metrics = compute_group_metrics(predictions, metadata, ["identity_male", "identity_black"])
+    manifest = {"n_classes": 2, "n_groups": 4}
+    metrics = compute_group_metrics(predictions, metadata, manifest, ["identity_male", "identity_black"])
     test = metrics["erm"]["test"]
     assert test["accuracy_identity_male_y0"] == 0.0 and test["accuracy_identity_black_y1"] == 1.0
     assert test["worst_overlapping_group_accuracy"] == 0.0 and "worst_group_accuracy" in test
-    assert "worst_overlapping_group_accuracy" not in compute_group_metrics(predictions, metadata)["erm"]["test"]
+    assert "worst_overlapping_group_accuracy" not in compute_group_metrics(predictions, metadata, manifest)["erm"]["test"]
     with pytest.raises(ValueError, match=r"overlapping_attributes names \['identity_muslim'\]"):
-        compute_group_metrics(predictions, metadata, ["identity_muslim"])
+        compute_group_metrics(predictions, metadata, manifest, ["identity_muslim"])

@@ -32,13 +32,13 @@ def test_package_collects_the_chosen_head_and_lineage():
     heads = {"neurontune_head": {"weight": np.ones((2, 4))}, "erm_head": {"weight": np.zeros((2, 4))}}
     metrics = {"neurontune": {"test": {"worst_group_accuracy": 0.7}}, "erm": {}}
     bundle = package_debiased_model(checkpoint, {"inputs": np.zeros((10, 3, 8, 8), np.uint8)}, metrics,
-                                    {"digest": "abc"}, "colored_mnist", PACKAGING, **heads)
+                                    {"digest": "abc", "class_label_digest": "abc"}, "colored_mnist", PACKAGING, **heads)
     assert bundle["registered_model_name"] == "neurontune-colored_mnist"
     assert bundle["head"] is heads["neurontune_head"]
     assert bundle["input_example"].shape == (2, 3, 8, 8)
     assert bundle["evaluation"] == metrics["neurontune"] and bundle["data_digest"] == "abc"
     with pytest.raises(ValueError, match="must be an evaluated method"):
-        package_debiased_model(checkpoint, {"inputs": np.zeros((1, 3, 8, 8), np.uint8)}, metrics, {"digest": "abc"},
+        package_debiased_model(checkpoint, {"inputs": np.zeros((1, 3, 8, 8), np.uint8)}, metrics, {"digest": "abc", "class_label_digest": "abc"},
                                "colored_mnist", {**PACKAGING, "method": "jtt"}, **heads)
 
 
@@ -64,7 +64,7 @@ def test_pipeline_wires_registration_before_the_gate():
     pipeline = create_pipeline()
     assert [node.name for node in pipeline.nodes] == ["package_debiased_model", "decide_on_challenger",
                                                       "enforce_promotion_gate"]
-    assert {"erm_model", "metrics", "neurontune_head", "params:model_promotion.packaging"} <= pipeline.inputs()
+    assert {"erm_model", "metrics", "neurontune_regulation.neurontune_head", "params:model_promotion.packaging"} <= pipeline.inputs()
 
 
 def test_nodes_load_no_mlflow_and_the_gate_no_framework():

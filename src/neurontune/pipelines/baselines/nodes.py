@@ -1,53 +1,78 @@
-"""Fit the last-layer baselines on the cached embeddings and the same validation halves as NeuronTune."""
+"""Fit a last-layer baseline of the method registry on the cached embeddings and NeuronTune's validation halves."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
 
 import numpy as np
 import pandas as pd
 
 from neurontune.core import LinearHead
-from neurontune.core import baselines as core
 from neurontune.models.devices import resolve_device
 
 logger = logging.getLogger(__name__)
 
+#: Module holding the functions a registry entry names without a dotted path.
+BASELINES_MODULE = "neurontune.core.baselines"
+
 
 def fit_baseline(
-    method: str, embeddings_train: dict, embeddings_val: dict, validation_split: dict, erm_head: dict,
-    options: dict, settings: dict, raw_metadata: pd.DataFrame | None = None,
+    name: str, method: dict, settings: dict, embeddings_train: dict, embeddings_val: dict, validation_split: dict,
+    erm_head: dict, raw_metadata: pd.DataFrame | None = None,
 ) -> tuple[dict, pd.DataFrame]:
-    """Fit ``method`` (a name in ``core.baselines.LABELS_USED``); return its head and candidate table.
+    """Call ``method["function"]`` with the data it reads; return its head and candidate table.
 
-    Only the explicitly group-labelled baselines receive ``raw_metadata``; a group-free
-    baseline handed group labels, or a labelled one without them, is an error.
+    Only the explicitly group-labelled baselines (``labels_used != none``) receive
+    ``raw_metadata``; a group-free baseline handed group labels, or a labelled one
+    without them, is an error.
     """
-    _check_label_access(method, raw_metadata)
+    labelled = method["labels_used"] != "none"
+    if labelled != (raw_metadata is not None):
+        raise ValueError(f"baseline {name!r} declares labels_used={method['labels_used']!r} but was "
+                         f"{'not ' if labelled else ''}given the group labels (raw_metadata); wire it accordingly.")
     ide, sel = validation_split["ide"], validation_split["sel"]
-    data = {
-        "val_ide": (embeddings_val["embeddings"][ide], embeddings_val["y"][ide]),
-        "val_sel": (embeddings_val["embeddings"][sel], embeddings_val["y"][sel]),
-        "train": (embeddings_train["embeddings"], embeddings_train["y"]),
-        "erm": LinearHead.from_arrays(erm_head["weight"], erm_head["bias"]),
+    tune_cache, tune_rows = (embeddings_train, slice(None)) if method["tune_set"] == "train" else (embeddings_val, ide)
+    available = {
+        "tune_embeddings": tune_cache["embeddings"][tune_rows], "tune_y": tune_cache["y"][tune_rows],
+        "sel_embeddings": embeddings_val["embeddings"][sel], "sel_y": embeddings_val["y"][sel],
+        "n_classes": erm_head["weight"].shape[0], "erm_head": LinearHead.from_arrays(erm_head["weight"], erm_head["bias"]),
+        "seed": settings["seed"],
     }
-    if raw_metadata is not None:
-        groups, n_groups = _validation_groups(embeddings_val, raw_metadata)
-        data["groups"] = (groups[ide], groups[sel], n_groups)
-    retrain = {**settings["retrain"], "seed": settings["seed"], "device": resolve_device(settings["device"])}
-    fit = _FITTERS[method](data, dict(options), retrain, settings["seed"])
-    table = pd.DataFrame(fit.candidates).assign(method=method, labels_used=fit.labels_used)
-    logger.info("%s: %d candidates, labels used: %s", method, len(table), fit.labels_used)
+    if labelled:
+        groups, available["n_groups"] = _validation_groups(embeddings_val, raw_metadata)
+        available.update(tune_groups=groups[ide], sel_groups=groups[sel])
+    retrain = {**settings["retrain"], "device": resolve_device(settings["device"])}
+    fit = _call(resolve_function(method["function"]), available, retrain, dict(method.get("options") or {}), name)
+    table = pd.DataFrame(fit.candidates).assign(method=name, labels_used=method["labels_used"])
+    logger.info("%s: %d candidates, labels used: %s", name, len(table), method["labels_used"])
     return fit.head.to_dict(), table
 
 
-def _check_label_access(method: str, raw_metadata) -> None:
-    if method not in _FITTERS:
-        raise ValueError(f"unknown baseline {method!r}; available: {sorted(_FITTERS)}.")
-    labelled = core.LABELS_USED[method] != "none"
-    if labelled != (raw_metadata is not None):
-        raise ValueError(f"baseline {method!r} declares labels_used={core.LABELS_USED[method]!r} but was "
-                         f"{'not ' if labelled else ''}given the group labels (raw_metadata); wire it accordingly.")
+def resolve_function(reference: str):
+    """A baseline function from its name in :data:`BASELINES_MODULE` or a dotted path ``package.module.function``."""
+    module, _, attribute = reference.rpartition(".") if "." in reference else (BASELINES_MODULE, ".", reference)
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"baseline function {reference!r} not found ({error}); name a function of "
+                         f"{BASELINES_MODULE} or give a dotted path.") from error
+
+
+def _call(function, available: dict, retrain: dict, options: dict, name: str):
+    """Pass the data the function's signature names, the shared retraining options if it takes ``**kwargs``,
+    and the entry's options."""
+    parameters = inspect.signature(function).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    unknown = sorted(set(options) - set(parameters)) if not takes_any else []
+    if unknown:
+        raise ValueError(f"baselines.methods.{name}.options has unknown key(s) {unknown}; "
+                         f"{function.__name__} accepts {sorted(set(parameters) - set(available))}.")
+    arguments = {key: value for key, value in available.items() if key in parameters}
+    if takes_any:
+        arguments.update({key: value for key, value in retrain.items() if key not in options})
+    return function(**arguments, **options)
 
 
 def _validation_groups(embeddings_val: dict, raw_metadata: pd.DataFrame) -> tuple[np.ndarray, int]:
@@ -57,45 +82,3 @@ def _validation_groups(embeddings_val: dict, raw_metadata: pd.DataFrame) -> tupl
     if missing.any():
         raise ValueError(f"{int(missing.sum())} validation sample ids are not in raw_metadata; rerun the pipeline.")
     return table.loc[embeddings_val["sample_id"]].to_numpy(), int(raw_metadata["group"].max()) + 1
-
-
-def _tune_set(data: dict, options: dict) -> tuple:
-    tune_set = options.pop("tune_set", "train")
-    if tune_set not in ("train", "val_ide"):
-        raise ValueError(f"tune_set must be 'train' or 'val_ide'; got {tune_set!r}.")
-    return data[tune_set]
-
-
-def _dfr(data, options, retrain, seed):
-    (tune_x, tune_y), (sel_x, sel_y), (tune_g, sel_g, n_groups) = data["val_ide"], data["val_sel"], data["groups"]
-    return core.dfr(tune_x, tune_y, tune_g, sel_x, sel_y, sel_g, data["erm"].n_classes, n_groups, seed=seed, **options)
-
-
-def _dfr_groupfree(data, options, retrain, seed):
-    return core.dfr_groupfree(*data["val_ide"], *data["val_sel"], data["erm"].n_classes, seed=seed, **options)
-
-
-def _jtt_last_layer(data, options, retrain, seed):
-    tune = _tune_set(data, options)
-    return core.jtt_last_layer(*tune, data["erm"], *data["val_sel"], data["erm"].n_classes, **options, **retrain)
-
-
-def _afr(data, options, retrain, seed):
-    tune = _tune_set(data, options)
-    return core.afr(*tune, data["erm"], *data["val_sel"], data["erm"].n_classes, **options, **retrain)
-
-
-def _group_balanced_oracle(data, options, retrain, seed):
-    (tune_x, tune_y), (sel_x, sel_y), (tune_g, sel_g, n_groups) = data["val_ide"], data["val_sel"], data["groups"]
-    init = data["erm"] if options.pop("init_from_erm", True) else None
-    return core.group_balanced_oracle(tune_x, tune_y, tune_g, sel_x, sel_y, sel_g, data["erm"].n_classes, n_groups,
-                                      init=init, **options, **retrain)
-
-
-_FITTERS = {
-    "dfr": _dfr,
-    "dfr_groupfree": _dfr_groupfree,
-    "jtt_last_layer": _jtt_last_layer,
-    "afr": _afr,
-    "group_balanced_oracle": _group_balanced_oracle,
-}

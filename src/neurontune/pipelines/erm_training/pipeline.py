@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 train_erm_model,
-                ["raw_inputs", "class_labels", "dataset_manifest", "params:erm_training"],
+                ["raw_inputs", "class_labels", "params:erm_training"],
                 ["erm_model", "erm_training_history"],
                 name="train_erm_model",
             )

@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from neurontune.core import LinearHead, group_report, head_predict, overlapping_group_report  # noqa: E402
-from neurontune.core.baselines import LABELS_USED  # noqa: E402
+from neurontune.core.metrics import validity_card, validity_warning  # noqa: E402
+from neurontune.methods import REFERENCE, VALIDITY, method_entries  # noqa: E402
 from neurontune.data.tables import SPLITS, validate_metadata  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def predict_with_heads(embeddings_train: dict, embeddings_val: dict, embeddings_
     return pd.concat(frames, ignore_index=True)
 
 
-def compute_group_metrics(method_predictions: pd.DataFrame, raw_metadata: pd.DataFrame,
+def compute_group_metrics(method_predictions: pd.DataFrame, raw_metadata: pd.DataFrame, dataset_manifest: dict,
                           overlapping_attributes: list[str] = ()) -> dict:
     """``{method: {split: {metric: value}}}`` with per-group accuracy, WGA, mean accuracies, worst-class accuracy.
 
@@ -44,9 +45,8 @@ def compute_group_metrics(method_predictions: pd.DataFrame, raw_metadata: pd.Dat
     if missing:
         raise ValueError(f"evaluation.overlapping_attributes names {missing}, which raw_metadata lacks; "
                          f"its columns are {list(raw_metadata.columns)}.")
-    validate_metadata(raw_metadata, int(raw_metadata["y"].max()) + 1, source="raw_metadata")
-    n_classes = int(raw_metadata["y"].max()) + 1
-    n_groups = int(raw_metadata["group"].max()) + 1
+    n_classes, n_groups = int(dataset_manifest["n_classes"]), int(dataset_manifest["n_groups"])
+    validate_metadata(raw_metadata, n_classes, source="raw_metadata")
     train_groups = raw_metadata.loc[raw_metadata["split"] == "train", "group"].to_numpy()
     proportions = np.bincount(train_groups, minlength=n_groups) / len(train_groups)
     columns = ["sample_id", "y", "group", *overlapping_attributes]
@@ -83,16 +83,33 @@ def flatten_metrics(metrics: dict) -> dict:
     }
 
 
-def declare_labels_used(metrics: dict) -> dict:
-    """``{method: none | val_groups | train_groups}`` for every scored method, from the core's declaration."""
-    unknown = sorted(set(metrics) - set(LABELS_USED))
+def add_validity_card(method_metrics: dict, validity: dict) -> dict:
+    """The metrics report: every method's metrics and, under ``validity``, the benchmark validity card per split."""
+    oracle = validity["oracle"]
+    if oracle not in method_metrics or REFERENCE not in method_metrics:
+        raise ValueError(f"evaluation.validity.oracle must name an evaluated method (and {REFERENCE!r} must be "
+                         f"evaluated); got {oracle!r}, evaluated {list(method_metrics)}.")
+    thresholds = {key: validity[key] for key in ("min_oracle_worst_group_accuracy", "min_headroom")}
+    cards = {split: validity_card(method_metrics[REFERENCE][split], method_metrics[oracle][split], **thresholds)
+             for split in method_metrics[REFERENCE]}
+    for split, card in cards.items():
+        warning = validity_warning(card, **thresholds)
+        if warning and split == "test":
+            logger.warning("benchmark validity (%s): %s", split, warning)
+    return {**method_metrics, VALIDITY: cards}
+
+
+def declare_labels_used(metrics: dict, labels_used: dict) -> dict:
+    """``{method: none | val_groups | train_groups}`` for every scored method, from the method registry."""
+    unknown = sorted(set(method_entries(metrics)) - set(labels_used))
     if unknown:
-        raise ValueError(f"no labels-used declaration for {unknown}; add them to neurontune.core.baselines.LABELS_USED.")
-    return {method: LABELS_USED[method] for method in metrics}
+        raise ValueError(f"no labels-used declaration for {unknown}; declare them in the method registry.")
+    return {method: labels_used[method] for method in method_entries(metrics)}
 
 
 def plot_group_accuracies(metrics: dict, split: str):
     """Grouped bars: accuracy of each group for each method on ``split``, worst group annotated."""
+    metrics = method_entries(metrics)
     methods = list(metrics)
     groups = sorted({name for m in methods for name in metrics[m][split] if name.startswith("accuracy_group_")},
                     key=lambda name: int(name.rsplit("_", 1)[1]))

@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 
+from neurontune.methods import method_entries
 from neurontune.models.predictor import checkpoint_digest
 from neurontune.tracking.promotion import REFUSED, Candidate, PromotionRefused, decide_promotion
 
@@ -21,10 +22,11 @@ def package_debiased_model(
     example, its evaluation numbers and lineage digests."""
     method = packaging["method"]
     if f"{method}_head" not in heads or method not in metrics:
-        raise ValueError(f"model_promotion.packaging.method must be an evaluated method {sorted(metrics)}; got {method!r}.")
-    if erm_model.get("data_digest") not in (None, dataset_manifest["digest"]):
+        raise ValueError(f"model_promotion.packaging.method must be an evaluated method "
+                         f"{sorted(method_entries(metrics))}; got {method!r}.")
+    if erm_model.get("data_digest") not in (None, dataset_manifest["class_label_digest"]):
         logger.warning("the ERM checkpoint was trained on data %s, but evaluation used %s",
-                       erm_model["data_digest"][:12], dataset_manifest["digest"][:12])
+                       erm_model["data_digest"][:12], dataset_manifest["class_label_digest"][:12])
     return {
         "registered_model_name": packaging["registered_model_name"].format(benchmark=benchmark),
         "benchmark": benchmark,

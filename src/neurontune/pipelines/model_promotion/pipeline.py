@@ -2,13 +2,13 @@
 
 from kedro.pipeline import Pipeline, node
 
-from neurontune.pipelines.evaluation.pipeline import EVALUATED_METHODS
+from neurontune.methods import load_registry
 
 from .nodes import decide_on_challenger, enforce_promotion_gate, package_debiased_model
 
 
-def create_pipeline(methods=EVALUATED_METHODS, **kwargs) -> Pipeline:
-    heads = {f"{method}_head": f"{method}_head" for method in methods}
+def create_pipeline(methods=None, **kwargs) -> Pipeline:
+    heads = {f"{name}_head": method.head_dataset for name, method in (methods or load_registry()).items()}
     return Pipeline(
         [
             node(package_debiased_model,
