@@ -10,8 +10,6 @@ Airflow lives in its own virtualenv (`make airflow-test` creates it and runs thi
 
 import json
 import os
-import re
-import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -19,20 +17,21 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import BIN, PROJECT_ROOT, copy_project, kedro, project_environment
+from tests.conftest import BIN, PROJECT_ROOT, copy_project, project_environment
 from tests.object_store import mlflow_server, object_store, s3_endpoint  # noqa: F401  (fixtures)
+from tests.test_airflow_dag import dag_tasks, generate_dag
 from tests.tracking.conftest import MODEL_NAME, free_port
 
 pytestmark = pytest.mark.slow
 AIRFLOW = Path(os.environ.get("NEURONTUNE_AIRFLOW", PROJECT_ROOT / ".airflow-venv" / "bin" / "airflow"))
 DAG_ID = "neurontune_ci"
-FAILING_TASK = "compute-group-metrics"  # evaluation: reads heads and embeddings stored by upstream tasks
+FAILING_NODE = "compute_group_metrics"  # evaluation: reads the heads and embeddings upstream tasks stored
 
 
-def flaky_kedro(path: Path) -> Path:
-    """``kedro`` whose first try of FAILING_TASK points at an S3 endpoint where nothing listens."""
+def flaky_kedro(path: Path, failing_task: str) -> Path:
+    """``kedro`` whose first try of ``failing_task`` points at an S3 endpoint where nothing listens."""
     path.write_text(f"""#!/bin/sh
-if [ "$AIRFLOW_CTX_TASK_ID" = "{FAILING_TASK}" ] && [ "$AIRFLOW_CTX_TRY_NUMBER" = "1" ]; then
+if [ "$AIRFLOW_CTX_TASK_ID" = "{failing_task}" ] && [ "$AIRFLOW_CTX_TRY_NUMBER" = "1" ]; then
     export AWS_ENDPOINT_URL=http://127.0.0.1:{free_port()}
 fi
 exec {BIN / "kedro"} "$@"
@@ -45,17 +44,17 @@ def test_airflow_runs_the_dag_on_object_storage_and_a_retry_resumes_from_stored_
     if not AIRFLOW.exists():
         pytest.skip(f"no Airflow at {AIRFLOW}: `make airflow-test` installs it and runs this test")
     project = copy_project(tmp_path / "project")
-    shutil.copytree(PROJECT_ROOT / "airflow", project / "airflow", ignore=shutil.ignore_patterns("dags"))
     dags = tmp_path / "dags"
-    kedro(project, "airflow", "create", "--env", "ci", "--group-by", "memory", "-j", "airflow/dag_template.j2",
-          "-t", str(dags), "--params", f"project_path={project},retry_delay_seconds=2")
+    nodes, _ = dag_tasks(generate_dag(project, dags, retry_delay_seconds="2"))
+    failing_task = next(task for task, group in nodes.items() if FAILING_NODE in group)
 
     base = {key: value for key, value in project_environment().items() if not key.startswith(("AIRFLOW", "PYTHONPATH"))}
     home = tmp_path / "airflow_home"
     with mlflow_server(object_store, tmp_path, base) as tracking_uri:
-        env = {**base, **object_store.env(), "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-               "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "NEURONTUNE_KEDRO": str(flaky_kedro(tmp_path / "kedro")),
-               "NEURONTUNE_DATA_ROOT": f"s3://{object_store.bucket}/airflow", "MLFLOW_TRACKING_URI": tracking_uri}
+        env = {**base, **object_store.env(), "MLFLOW_TRACKING_URI": tracking_uri,
+               "NEURONTUNE_DATA_ROOT": f"s3://{object_store.bucket}/airflow",
+               "NEURONTUNE_KEDRO": str(flaky_kedro(tmp_path / "kedro", failing_task)),
+               "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
         subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True)
         run = subprocess.run([str(AIRFLOW), "dags", "test", DAG_ID], env=env, cwd=tmp_path, capture_output=True,
                              text=True, timeout=1800)
@@ -67,12 +66,11 @@ def test_airflow_runs_the_dag_on_object_storage_and_a_retry_resumes_from_stored_
             assert database.execute("SELECT state FROM dag_run WHERE dag_id = ?", (DAG_ID,)).fetchall() == [("success",)]
             states = database.execute("SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ?",
                                       (DAG_ID,)).fetchall()
-        nodes_block = (dags / f"{DAG_ID}_dag.py").read_text().split("NODES = {")[1].split("\n}")[0]
-        assert {task for task, _, _ in states} == set(re.findall(r'^    "([^"]+)":', nodes_block, re.MULTILINE))
+        assert {task for task, _, _ in states} == set(nodes)
         assert {state for _, state, _ in states} == {"success"}
         # the unreachable bucket failed the first try; the retry ran only that task, from the stored datasets
         tries = {task: number for task, _, number in states}
-        assert tries.pop(FAILING_TASK) == 2 and set(tries.values()) == {1}
+        assert tries.pop(failing_task) == 2 and set(tries.values()) == {1}
         assert "Could not connect to the endpoint URL" in output
 
         in_bucket = json.loads(object_store.read("airflow/ci/08_reporting/metrics.json"))
