@@ -65,7 +65,8 @@ def test_the_staged_copy_is_what_mlflow_logs(object_store):
     import matplotlib.pyplot as plt
 
     figure, _ = plt.subplots()
-    dataset = FigureDataset(f"s3://{object_store.bucket}/08_reporting/chart.png", credentials=object_store.storage_options())
+    location = f"s3://{object_store.bucket}/08_reporting/chart.png"
+    dataset = FigureDataset(location, credentials=object_store.storage_options())
     dataset.save(figure)
     staged = dataset._filepath
     assert staged.name == "chart.png" and staged.read_bytes() == object_store.read("08_reporting/chart.png")

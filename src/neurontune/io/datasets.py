@@ -72,7 +72,9 @@ class _FileDataset(AbstractDataset):
         protocol, path = get_protocol_and_path(self._location)
         self._remote = protocol not in LOCAL_PROTOCOLS
         self._path = path
-        self._fs = fsspec.filesystem(protocol, **deepcopy(credentials or {}), **deepcopy(fs_args or {})) if self._remote else None
+        self._fs = None
+        if self._remote:
+            self._fs = fsspec.filesystem(protocol, **deepcopy(credentials or {}), **deepcopy(fs_args or {}))
         # kedro-mlflow's artifact wrapper logs ``_filepath`` after a save, so it must be a local
         # file: on an object store, the staged copy of the last save (removed with the dataset)
         self._staging: tempfile.TemporaryDirectory | None = None
