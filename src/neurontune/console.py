@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from neurontune.tracking.cli import add_tracking_commands
+
 
 def summarise(metrics_path: Path, split: str = "test") -> str:
     """The benchmark validity card, then a plain-text table of per-group accuracy, WGA and mean accuracy per method."""
@@ -35,26 +37,6 @@ def summarise(metrics_path: Path, split: str = "test") -> str:
         line += f"{row.get('mean_accuracy_train_weighted', float('nan')):>8.3f}{row['worst_class_accuracy']:>8.3f}{row['n_masked']:>7d}"
         lines.append(line)
     return "\n".join(lines)
-
-
-def run_lineage(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``neurontune lineage``: print the chain (or JSON); with --verify, 1 when the data on disk differ."""
-    import os
-
-    import mlflow
-
-    from neurontune.tracking.lineage import default_tracking_uri, format_lineage, resolve_lineage, verify_data
-
-    project_dir = arguments.project_dir.resolve()
-    mlflow.set_tracking_uri(arguments.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(project_dir))
-    try:
-        chain = resolve_lineage(arguments.model_uri, project_dir)
-    except ValueError as error:
-        parser.exit(2, f"neurontune lineage: {error}\n")
-    if arguments.verify:
-        chain["verification"] = verify_data(chain, project_dir)
-    print(json.dumps(chain, indent=2, sort_keys=True, default=str) if arguments.json else format_lineage(chain))
-    return 1 if arguments.verify and not chain["verification"]["ok"] else 0
 
 
 def project_catalog(env: str | None = None):
@@ -100,13 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="a metrics.json (default: the catalog's `metrics` of --env)")
     summary.add_argument("--env", default=None, help="Kedro environment (benchmark) whose metrics to show")
     summary.add_argument("--split", default="test", choices=["train", "val", "test"])
-    lineage = commands.add_parser("lineage", help="audit a registered model: run, commit, parameters, data, ERM model, metrics")
-    lineage.add_argument("model_uri", help="models:/NAME@ALIAS or models:/NAME/VERSION")
-    lineage.add_argument("--json", action="store_true", help="print the chain as JSON")
-    lineage.add_argument("--verify", action="store_true",
-                         help="recompute the digests of the data on disk; exit 1 on any mismatch")
-    lineage.add_argument("--project-dir", type=Path, default=Path.cwd(), help="project root (default: here)")
-    lineage.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else the project's mlflow.db")
+    add_tracking_commands(commands)
     export = commands.add_parser(
         "export-embeddings",
         help="write one .npz with x_/y_/g_{train,val,test} and the ERM head w0, b0 (run `kedro run` first)")
@@ -114,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: embeddings_export.npz in the benchmark's 07_model_output folder")
     export.add_argument("--env", default=None, help="Kedro environment of the run to export (a benchmark)")
     arguments = parser.parse_args(argv)
-    if arguments.command == "lineage":
-        return run_lineage(arguments, parser)
+    if hasattr(arguments, "handler"):
+        return arguments.handler(arguments, parser)
     if arguments.command == "summary":
         metrics = arguments.metrics or catalog_filepath("metrics", arguments.env)
         if not metrics.exists():

@@ -23,6 +23,8 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # an environment (a benchmark, or the reduced `ci` config) overrides only the keys it names
     "merge_strategy": {"parameters": "soft"},
+    # kedro-mlflow's patterns, declared here so the lineage hook can read mlflow.yml before kedro-mlflow runs
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
     "custom_resolvers": {
         "env": lambda name, default=None: os.environ.get(name, default),
         "tracking_uri": tracking_uri,

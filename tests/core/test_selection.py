@@ -35,10 +35,15 @@ def test_search_grid_picks_the_best_criterion_and_returns_its_head():
 
 
 def test_cross_fitted_scores_are_averaged_over_folds():
-    x = np.zeros((2, 1))
-    folds = [SelectionSet.build(x, [0, 0], 2), SelectionSet.build(x, [1, 1], 2)]
+    x = np.zeros((4, 1))
+    folds = [SelectionSet.build(x, [0, 0, 0, 1], 2), SelectionSet.build(x, [0, 1, 1, 1], 2)]
     search = search_grid([{"name": "zero"}], lambda c, fold: constant_head(0), folds)
     assert search.table[0]["sel_mean_accuracy"] == 0.5
+
+
+def test_a_selection_set_missing_a_class_is_refused():
+    with pytest.raises(ValueError, match=r"the selection set \(sel_y\) has no sample of class\(es\) \[1\]"):
+        SelectionSet.build(np.zeros((2, 1)), [0, 0], 2)
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,7 @@ def test_missing_objects_are_named_and_existence_sees_other_writers(object_store
 
 
 def test_the_staged_copy_is_what_mlflow_logs(object_store):
-    """kedro-mlflow's artifact wrapper logs ``_filepath`` after a save: a local file with the same name and bytes."""
+    """kedro-mlflow's artifact wrapper logs ``_get_save_path()`` after a save: a local file, same name and bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,7 +68,7 @@ def test_the_staged_copy_is_what_mlflow_logs(object_store):
     location = f"s3://{object_store.bucket}/08_reporting/chart.png"
     dataset = FigureDataset(location, credentials=object_store.storage_options())
     dataset.save(figure)
-    staged = dataset._filepath
+    staged = dataset._get_save_path()
     assert staged.name == "chart.png" and staged.read_bytes() == object_store.read("08_reporting/chart.png")
     assert staged.read_bytes().startswith(b"\x89PNG")
 

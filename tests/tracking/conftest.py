@@ -1,14 +1,22 @@
 """A trained project state, shared by the registry, serving, lineage and team-server tests.
 
 The real pipeline runs on the reduced ``ci`` environment in a temporary copy of the project
-(its own git repository and SQLite MLflow store): a full ``kedro run`` (v1 becomes
-champion), then ``kedro run --pipelines model_promotion`` with the gate failing on
-refusal (v2, the same model again, cannot clear ``min_delta``). Separate from the
-suite's ``ci_project``, which other tests rerun stages in.
+(its own git repository and SQLite MLflow store), three times:
+
+1. the whole DAG packaging ERM's own head, with the gate failing on refusal: v1 is registered
+   but refused — it cannot beat ERM, the implicit first champion — so the run fails and no
+   version becomes champion;
+2. ``--pipelines model_promotion`` packaging the method with the best test worst-group accuracy:
+   v2 beats ERM and becomes ``@champion``;
+3. the same again: the model is unchanged, so v2 is reused (nothing registered) and the gate
+   answers ``already_champion``.
+
+Separate from the suite's ``ci_project``, which other tests rerun stages in.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project
+from tests.conftest import PROJECT_ROOT, copy_project
 
 MODEL_NAME = "neurontune-colored_mnist"
 
@@ -30,6 +38,8 @@ class TrainedProject:
     path: Path
     first_run: subprocess.CompletedProcess
     second_run: subprocess.CompletedProcess
+    third_run: subprocess.CompletedProcess
+    champion_method: str
 
     @property
     def tracking_uri(self) -> str:
@@ -48,6 +58,11 @@ def project_env(**extra: str) -> dict[str, str]:
     # console scripts the servers exec (uvicorn, gunicorn) live beside this interpreter
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
+
+
+def console_env(**extra: str) -> dict[str, str]:
+    """``project_env`` for the ``neurontune`` console: this checkout's code first (not another editable install)."""
+    return {**project_env(**extra), "PYTHONPATH": str(PROJECT_ROOT / "src")}
 
 
 def kedro_run(project: Path, *arguments: str, params: str = "", env: dict[str, str] | None = None, timeout: float = 300):
@@ -96,8 +111,22 @@ def trained_project(tmp_path_factory) -> TrainedProject:
     subprocess.run(["git", "init", "-q"], cwd=project, check=True, env=env)
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, env=env)
     subprocess.run(["git", "commit", "-qm", "snapshot"], cwd=project, check=True, env=env)
-    first = kedro_run(project, env=env)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
-    second = kedro_run(project, "--pipelines", "model_promotion", params="model_promotion.gate.fail_on_refusal=true",
-                       env=env)
-    return TrainedProject(project, first, second)
+    first = kedro_run(project, params="model_promotion.packaging.method=erm,model_promotion.gate.fail_on_refusal=true",
+                      env=env)
+    assert (project / "data/ci/08_reporting/promotion_decision.json").exists(), first.stdout[-3000:] + first.stderr[-5000:]
+    method = promotable_method(json.loads((project / "data/ci/08_reporting/metrics.json").read_text()))
+    second = kedro_run(project, "--pipelines", "model_promotion", params=f"model_promotion.packaging.method={method}", env=env)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-5000:]
+    third = kedro_run(project, "--pipelines", "model_promotion",
+                      params=f"model_promotion.packaging.method={method},model_promotion.gate.fail_on_refusal=true", env=env)
+    return TrainedProject(project, first, second, third, method)
+
+
+def promotable_method(metrics: dict, split: str = "test", min_delta: float = 0.005, max_drop: float = 0.01) -> str:
+    """The evaluated method with the best worst-group accuracy among those the default gate lets past ERM."""
+    erm = metrics["erm"][split]
+    passing = {method: values[split]["worst_group_accuracy"] for method, values in metrics.items()
+               if method != "erm" and values[split]["worst_group_accuracy"] - erm["worst_group_accuracy"] >= min_delta
+               and erm["mean_accuracy"] - values[split]["mean_accuracy"] <= max_drop}
+    assert passing, f"no method beats ERM on the ci run's {split} split: {metrics}"
+    return max(passing, key=passing.get)

@@ -1,24 +1,23 @@
-"""`neurontune lineage`: every link of the chain resolves, and tampered data is caught."""
+"""`neurontune lineage`: every link of the chain resolves, the alias history is shown, and any
+one-byte change to a file the run read or wrote is caught — against the digests the run recorded."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
+import sys
 
-import mlflow
-import pandas as pd
 import pytest
 
 from neurontune.console import main
 
-from .conftest import MODEL_NAME
+from .conftest import MODEL_NAME, console_env
 
 
 @pytest.fixture
 def lineage(trained_project, capsys):
     """Run the console command in-process; return (exit code, parsed JSON or text)."""
-    previous = mlflow.get_tracking_uri()
 
     def run(uri: str, *options: str, project_dir=None):
         code = main(["lineage", uri, "--tracking-uri", trained_project.tracking_uri,
@@ -26,17 +25,22 @@ def lineage(trained_project, capsys):
         out = capsys.readouterr().out
         return code, json.loads(out) if "--json" in options else out
 
-    yield run
-    mlflow.set_tracking_uri(previous)
+    return run
+
+
+@pytest.fixture
+def checkout(trained_project, tmp_path):
+    """A copy of the trained project's data, to tamper with."""
+    shutil.copytree(trained_project.path / "data", tmp_path / "data")
+    return tmp_path
 
 
 def test_each_link_resolves(trained_project, lineage):
-    code, chain = lineage(f"models:/{MODEL_NAME}@champion", "--json")
+    code, chain = lineage(f"models:/{MODEL_NAME}/1", "--json")
     assert code == 0
-    record = json.loads((trained_project.path / "data/ci/06_models/registered_model.json").read_text())
-    # the first run registered v1, the second run v2: the record on disk is v2's
-    assert chain["model"]["version"] == "1" and "champion" in chain["model"]["aliases"]
-    assert chain["run"]["status"] == "FINISHED"
+    assert chain["model"]["version"] == "1" and chain["model"]["aliases"] == []
+    assert chain["run"]["status"] == "FAILED"  # the first run failed on purpose (fail_on_refusal)
+    assert chain["run"]["run_name"] == "colored_mnist · val 0.5 · seed 0"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=trained_project.path, capture_output=True, text=True).stdout.strip()
     assert chain["code"] == {"git_commit": head, "dirty": False, "resolves": True}
     assert chain["parameters"]["erm_training.epochs"] == "3"  # the ci environment
@@ -46,10 +50,30 @@ def test_each_link_resolves(trained_project, lineage):
     assert data["dataset_inputs"][0]["digest"] == manifest["digest"][:32]
     assert data["dvc"] == {"lock_file": None, "outs": []}  # no dvc.lock in this project: reported, not an error
     assert chain["erm_model"]["run_id"] == chain["run"]["run_id"] and chain["erm_model"]["artifact"].endswith("erm_model.pt")
-    metrics = json.loads((trained_project.path / "data/ci/08_reporting/metrics.json").read_text())["neurontune"]["test"]
+    metrics = json.loads((trained_project.path / "data/ci/08_reporting/metrics.json").read_text())["erm"]["test"]
     assert chain["metrics"]["recorded_on_version"]["test"]["worst_group_accuracy"] == metrics["worst_group_accuracy"]
-    assert chain["metrics"]["run"]["evaluation_metrics.neurontune.test.worst_group_accuracy"] == pytest.approx(metrics["worst_group_accuracy"])
-    assert record["version"] == "2"
+    assert chain["metrics"]["run"]["evaluation_metrics.erm.test.worst_group_accuracy"] == pytest.approx(metrics["worst_group_accuracy"])
+
+
+def test_digests_cover_every_catalog_file_of_the_run(trained_project, lineage):
+    _, chain = lineage(f"models:/{MODEL_NAME}/1", "--json")
+    files = chain["data"]["files"]["files"]
+    on_disk = {path.relative_to(trained_project.path).as_posix() for path in (trained_project.path / "data").rglob("*")
+               if path.is_file() and path.name != ".gitkeep"}
+    registry_records = {"data/ci/06_models/registered_model.json", "data/ci/08_reporting/promotion_decision.json"}
+    assert set(files) == on_disk - registry_records
+    assert files["data/ci/01_raw/inputs.npz"]["datasets"] == ["raw_inputs"]
+    assert {files[path]["role"] for path in files} == {"output"}  # the whole DAG ran: every file was written
+    assert files["data/ci/06_models/erm_model.pt"]["artifact_path"] == "models/erm_model.pt"
+
+
+def test_champion_alias_history_in_text_and_json(trained_project, lineage):
+    code, chain = lineage(f"models:/{MODEL_NAME}@champion", "--json")
+    assert code == 0 and chain["model"]["version"] == "2"
+    assert [(move["alias"], move["version"], move["decision"]) for move in chain["alias_history"]] == [
+        ("challenger", "1", "registered"), ("challenger", "2", "registered"), ("champion", "2", "promoted")]
+    _, text = lineage(f"models:/{MODEL_NAME}@champion")
+    assert "history     3 alias moves" in text and "@champion → v2" in text
 
 
 def test_backbone_run_found_across_runs(lineage):
@@ -62,52 +86,69 @@ def test_backbone_run_found_across_runs(lineage):
     assert not chain["erm_model"]["same_run_as_model"]
 
 
-def test_text_output_and_verify_on_untouched_data(lineage):
+def test_text_output_and_verify_on_untouched_files(lineage):
     code, text = lineage(f"models:/{MODEL_NAME}@champion", "--verify")
     assert code == 0
-    for link in ("model ", "run ", "code ", "parameters ", "data ", "dvc ", "erm model ", "metrics ", "verify      OK"):
+    for link in ("model ", "run ", "code ", "parameters ", "data ", "files ", "erm model ", "metrics ", "history ",
+                 "verify      OK"):
         assert link in text
 
 
-def test_verify_catches_tampered_data(trained_project, lineage, tmp_path):
-    copy = tmp_path / "checkout"
-    shutil.copytree(trained_project.path / "data" / "ci" / "01_raw", copy / "data" / "ci" / "01_raw")
-    metadata = pd.read_parquet(copy / "data/ci/01_raw/metadata.parquet")
-    metadata.loc[0, "y"] = 1 - metadata.loc[0, "y"]  # one flipped label
-    metadata.to_parquet(copy / "data/ci/01_raw/metadata.parquet", index=False)
-    code, chain = lineage(f"models:/{MODEL_NAME}@champion", "--json", "--verify", project_dir=copy)
-    assert code == 1
-    checks = {check["check"]: check for check in chain["verification"]["checks"]}
-    assert not checks["content_digest"]["ok"]
-    assert checks["manifest"]["ok"]  # the manifest file was not touched; the recomputed digest exposes the change
-
-
-def test_dvc_lock_hashes_are_reported_and_checked(trained_project, lineage, tmp_path):
-    copy = tmp_path / "checkout"
-    shutil.copytree(trained_project.path / "data" / "ci" / "01_raw", copy / "data" / "ci" / "01_raw")
-    inputs_md5 = _md5(copy / "data/ci/01_raw/inputs.npz")
-    (copy / "dvc.lock").write_text(
-        "schema: '2.0'\nstages:\n  data_versioning:\n    cmd: kedro run --pipelines data_versioning\n    outs:\n"
-        f"    - path: data/ci/01_raw/inputs.npz\n      hash: md5\n      md5: {inputs_md5}\n"
-    )
-    code, chain = lineage(f"models:/{MODEL_NAME}@champion", "--json", "--verify", project_dir=copy)
+@pytest.mark.parametrize("relative", ["data/ci/01_raw/inputs.npz", "data/ci/04_feature/embeddings_val.npz",
+                                      "data/ci/06_models/erm_model.pt", "data/ci/08_reporting/metrics.json"],
+                         ids=["raw_input", "cache", "checkpoint", "metrics"])
+def test_verify_names_a_one_byte_change(lineage, checkout, relative):
+    code, _ = lineage(f"models:/{MODEL_NAME}/1", "--verify", project_dir=checkout)
     assert code == 0
-    assert chain["data"]["dvc"]["outs"] == [{"stage": "data_versioning", "path": "data/ci/01_raw/inputs.npz", "md5": inputs_md5}]
-    with open(copy / "data/ci/01_raw/inputs.npz", "ab") as handle:
-        handle.write(b"\0")
-    code, chain = lineage(f"models:/{MODEL_NAME}@champion", "--json", "--verify", project_dir=copy)
+    target = checkout / relative
+    content = bytearray(target.read_bytes())
+    content[len(content) // 2] ^= 1  # one bit of one byte
+    target.write_bytes(bytes(content))
+    code, chain = lineage(f"models:/{MODEL_NAME}/1", "--json", "--verify", project_dir=checkout)
     assert code == 1
-    assert [check["ok"] for check in chain["verification"]["checks"] if check["check"].startswith("dvc")] == [False]
+    assert [check["path"] for check in chain["verification"]["checks"] if not check["ok"]] == [relative]
+    _, text = lineage(f"models:/{MODEL_NAME}/1", "--verify", project_dir=checkout)
+    assert f"MISMATCH {relative}" in text
 
 
-def test_unknown_model_is_a_clear_error(lineage, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        lineage(f"models:/{MODEL_NAME}@nonexistent")
-    assert exit_info.value.code == 2
-    assert "does not resolve" in capsys.readouterr().err
+def test_missing_file_fails_verify(lineage, checkout):
+    (checkout / "data/ci/01_raw/metadata.parquet").unlink()
+    code, chain = lineage(f"models:/{MODEL_NAME}/1", "--json", "--verify", project_dir=checkout)
+    assert code == 1
+    failed = [check for check in chain["verification"]["checks"] if not check["ok"]]
+    assert [check["path"] for check in failed] == ["data/ci/01_raw/metadata.parquet"] and "missing" in failed[0]["note"]
 
 
-def _md5(path):
-    import hashlib
+def test_dvc_lock_is_a_separate_informational_check(lineage, checkout):
+    """A dvc.lock written on another machine differs; that does not fail the audit of this model."""
+    (checkout / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  data_versioning:\n    cmd: kedro run --pipelines data_versioning\n    outs:\n"
+        "    - path: data/01_raw/inputs.npz\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef\n"
+    )
+    code, chain = lineage(f"models:/{MODEL_NAME}/1", "--json", "--verify", "--check-dvc-lock", project_dir=checkout)
+    assert code == 0 and chain["verification"]["ok"]
+    assert not chain["dvc_lock"]["ok"] and chain["dvc_lock"]["checks"][0]["path"] == "data/ci/01_raw/inputs.npz"
+    _, text = lineage(f"models:/{MODEL_NAME}/1", "--verify", "--check-dvc-lock", project_dir=checkout)
+    assert "dvc.lock    (informational, does not decide the exit code" in text and "differs  data/01_raw/inputs.npz" in text
 
-    return hashlib.md5(path.read_bytes()).hexdigest()
+
+@pytest.mark.parametrize(("uri", "message"), [
+    (f"models:/{MODEL_NAME}@nonexistent", "does not resolve"),
+    (f"models:/{MODEL_NAME}/99", "does not resolve"),
+    ("models:/no-such-model/1", "does not resolve"),
+    ("runs:/abc/model", "must look like models:/NAME@ALIAS"),
+], ids=["alias", "version", "name", "bad_uri"])
+def test_unresolvable_uri_is_one_clean_line(trained_project, uri, message):
+    result = subprocess.run([sys.executable, "-m", "neurontune.console", "lineage", uri, "--tracking-uri",
+                             trained_project.tracking_uri], cwd=trained_project.path, env=console_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_outside_a_project_no_store_is_created(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "neurontune.console", "lineage", f"models:/{MODEL_NAME}@champion"],
+                            cwd=tmp_path, env=console_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "no MLflow store at" in result.stderr
+    assert list(tmp_path.iterdir()) == []

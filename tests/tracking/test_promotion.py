@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from neurontune.tracking.promotion import ALREADY_CHAMPION, PROMOTED, REFUSED, Candidate, decide_promotion
+from neurontune.tracking.promotion import ALREADY_CHAMPION, PROMOTED, REFUSED, Candidate, decide_promotion, validate_gate
 
 GATE = {"min_delta": 0.01, "max_mean_acc_drop": 0.02}
 
@@ -15,10 +15,31 @@ def candidate(version, wga, mean, digest="d"):
     return Candidate(version=version, worst_group_accuracy=wga, mean_accuracy=mean, data_digest=digest)
 
 
-def test_first_model_becomes_champion():
+def test_first_model_without_erm_reference_becomes_champion():
     decision = decide_promotion(candidate(1, 0.3, 0.8), None, **GATE)
-    assert decision.status == PROMOTED and decision.promote
+    assert decision.status == PROMOTED and decision.promote and decision.compared_with is None
     assert decision.champion_version is None and decision.worst_group_accuracy_gain is None
+
+
+def test_first_model_must_beat_erm():
+    """ERM is the implicit first champion: same min_delta and mean-accuracy rule."""
+    erm = candidate(0, 0.60, 0.90)
+    promoted = decide_promotion(candidate(1, 0.62, 0.89), None, **GATE, erm=erm)
+    assert promoted.status == PROMOTED and promoted.compared_with == "erm" and promoted.champion_version is None
+    assert promoted.worst_group_accuracy_gain == pytest.approx(0.02) and promoted.erm_worst_group_accuracy == 0.60
+    for challenger, reason in ((candidate(1, 0.605, 0.95), "min_delta"), (candidate(1, 0.50, 0.95), "min_delta"),
+                               (candidate(1, 0.70, 0.85), "max_mean_acc_drop")):
+        refused = decide_promotion(challenger, None, **GATE, erm=erm)
+        assert refused.status == REFUSED and not refused.promote
+        assert "no champion yet" in refused.reason and "ERM" in refused.reason and reason in refused.reason
+    nan_erm = decide_promotion(candidate(1, 0.9, 0.9), None, **GATE, erm=candidate(0, math.nan, 0.9))
+    assert nan_erm.status == REFUSED and "ERM has no finite" in nan_erm.reason
+
+
+def test_with_a_champion_erm_is_only_recorded():
+    decision = decide_promotion(candidate(3, 0.85, 0.90), candidate(2, 0.80, 0.91), **GATE, erm=candidate(0, 0.9, 0.95))
+    assert decision.status == PROMOTED and decision.compared_with == "champion v2"
+    assert decision.erm_worst_group_accuracy == 0.9
 
 
 def test_promotes_when_wga_gain_and_mean_drop_both_hold():
@@ -75,3 +96,32 @@ def test_decision_serialises_with_every_number():
     assert record["promote"] is True
     assert {"challenger_worst_group_accuracy", "champion_worst_group_accuracy", "challenger_mean_accuracy",
             "champion_mean_accuracy", "min_delta", "max_mean_acc_drop", "reason"} <= set(record)
+
+
+VALID_GATE = {"split": "test", "min_delta": 0.005, "max_mean_acc_drop": 0.01, "require_same_data": True,
+              "fail_on_refusal": False}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"min_delt": 0.1}, "unknown setting 'min_delt' \\(did you mean 'min_delta'\\?\\)"),
+    ({"min_delta": "abc"}, "min_delta .* must be a finite number >= 0; got 'abc'"),
+    ({"max_mean_acc_drop": -1}, "max_mean_acc_drop .* got -1"),
+    ({"min_delta": True}, "min_delta .* got True"),
+    ({"fail_on_refusal": "yes"}, "fail_on_refusal .* must be a bool; got 'yes'"),
+    ({"split": "tset"}, "split must be one of the evaluated splits \\['test', 'val'\\]; got 'tset'"),
+], ids=["typo", "text", "negative", "bool_number", "text_bool", "split"])
+def test_validate_gate_names_the_setting(change, message):
+    gate = {key: value for key, value in VALID_GATE.items() if not (key == "min_delta" and "min_delt" in change)}
+    with pytest.raises(ValueError, match=message):
+        validate_gate({**gate, **change}, ["val", "test"])
+
+
+def test_validate_gate_accepts_the_shipped_settings():
+    import yaml
+
+    from tests.conftest import PROJECT_ROOT
+
+    shipped = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_model_promotion.yml").read_text())
+    assert validate_gate(shipped["model_promotion"]["gate"], ["train", "val", "test"]) == shipped["model_promotion"]["gate"]
+    with pytest.raises(ValueError, match="missing \\['fail_on_refusal'\\]"):
+        validate_gate({k: v for k, v in VALID_GATE.items() if k != "fail_on_refusal"}, ["test"])

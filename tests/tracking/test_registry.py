@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import sys
@@ -18,40 +19,71 @@ def client(trained_project):
     return MlflowClient(tracking_uri=trained_project.tracking_uri, registry_uri=trained_project.tracking_uri)
 
 
-def test_first_run_registers_champion_and_second_is_refused(trained_project, client):
-    assert trained_project.second_run.returncode != 0, "fail_on_refusal=true must fail the run"
-    assert "PromotionRefused" in trained_project.second_run.stdout + trained_project.second_run.stderr
-    assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
-    assert str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == "2"
+def test_first_run_cannot_beat_erm_so_nothing_becomes_champion(trained_project, client):
+    """ERM is the implicit first champion: packaging ERM's own head gains nothing and is refused."""
+    assert trained_project.first_run.returncode != 0, "fail_on_refusal=true must fail the run"
+    output = trained_project.first_run.stdout + trained_project.first_run.stderr
+    assert "PromotionRefused" in output and "ERM is the reference" in output
+    first = client.get_model_version(MODEL_NAME, "1")
+    assert first.tags["promotion.status"] == "refused" and first.tags["promotion.compared_with"] == "erm"
+    assert "no champion yet" in first.tags["promotion.reason"] and "min_delta" in first.tags["promotion.reason"]
+    assert float(first.tags["promotion.worst_group_accuracy_gain"]) == 0.0
+    assert [move["alias"] for move in json.loads(first.tags["audit.alias_moves"])] == ["challenger"]
+    assert "refused" in first.description and "erm" in first.description
 
 
-def test_decisions_are_recorded_on_versions_and_runs(trained_project, client):
-    first, second = (client.get_model_version(MODEL_NAME, version) for version in ("1", "2"))
-    assert first.tags["promotion.status"] == "promoted"
-    assert "no champion yet" in first.tags["promotion.reason"]
-    assert second.tags["promotion.status"] == "refused"
-    assert "min_delta" in second.tags["promotion.reason"]
-    # the same model re-registered: zero gain, zero drop, and the numbers say so
-    assert float(second.tags["promotion.worst_group_accuracy_gain"]) == 0.0
-    assert float(second.tags["promotion.champion_worst_group_accuracy"]) == float(
-        second.tags["promotion.challenger_worst_group_accuracy"])
+def test_second_run_beats_erm_and_becomes_champion(trained_project, client):
+    second = client.get_model_version(MODEL_NAME, "2")
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "2"
+    assert second.tags["promotion.status"] == "promoted" and second.tags["method"] == trained_project.champion_method
+    metrics = json.loads((trained_project.path / "data/ci/08_reporting/metrics.json").read_text())
+    assert float(second.tags["promotion.erm_worst_group_accuracy"]) == metrics["erm"]["test"]["worst_group_accuracy"]
+    assert float(second.tags["promotion.worst_group_accuracy_gain"]) >= 0.005
     run = client.get_run(second.run_id)
-    assert run.data.tags["promotion.status"] == "refused"
-    assert run.data.tags["promotion.champion_version"] == "1"
+    assert run.data.tags["promotion.status"] == "promoted" and run.data.tags["promotion.champion_version"] == "none"
+    assert second.description.startswith(f"{trained_project.champion_method}: ") and "promoted" in second.description
+
+
+def test_every_alias_move_is_audited(trained_project, client):
+    moves = json.loads(client.get_model_version(MODEL_NAME, "2").tags["audit.alias_moves"])
+    assert [(move["alias"], move["from_version"], move["decision"]) for move in moves] == [
+        ("challenger", "1", "registered"), ("champion", None, "promoted")]
+    run = client.get_run(client.get_model_version(MODEL_NAME, "2").run_id)
+    for move in moves:
+        assert move["by"] == getpass.getuser() and move["at"].endswith("Z")
+        assert move["run_id"] == run.info.run_id and move["git_commit"] == run.data.tags["git_commit"]
+
+
+def test_unchanged_model_is_reused_not_registered_again(trained_project, client):
+    assert trained_project.third_run.returncode == 0, trained_project.third_run.stderr[-3000:]
+    assert "reusing it, nothing registered" in trained_project.third_run.stdout + trained_project.third_run.stderr
+    assert sorted(str(v.version) for v in client.search_model_versions(f"name = '{MODEL_NAME}'")) == ["1", "2"]
     decision = json.loads((trained_project.path / "data/ci/08_reporting/promotion_decision.json").read_text())
-    assert decision["status"] == "refused" and decision["challenger_version"] == 2
+    assert decision["status"] == "already_champion" and decision["challenger_version"] == 2
+    assert decision["registration"].startswith("reused v2")
+    # the decision that promoted v2 stays on it
+    assert client.get_model_version(MODEL_NAME, "2").tags["promotion.status"] == "promoted"
 
 
 def test_version_records_evaluated_numbers_and_lineage_tags(trained_project, client):
-    metrics = json.loads((trained_project.path / "data/ci/08_reporting/metrics.json").read_text())["neurontune"]
+    metrics = json.loads((trained_project.path / "data/ci/08_reporting/metrics.json").read_text())
+    for version, method in (("1", "erm"), ("2", trained_project.champion_method)):
+        tags = client.get_model_version(MODEL_NAME, version).tags
+        for split in ("val", "test"):
+            assert float(tags[f"eval.{split}.worst_group_accuracy"]) == metrics[method][split]["worst_group_accuracy"]
+            assert float(tags[f"eval.{split}.mean_accuracy"]) == metrics[method][split]["mean_accuracy"]
     version = client.get_model_version(MODEL_NAME, "1")
-    for split in ("val", "test"):
-        assert float(version.tags[f"eval.{split}.worst_group_accuracy"]) == metrics[split]["worst_group_accuracy"]
-        assert float(version.tags[f"eval.{split}.mean_accuracy"]) == metrics[split]["mean_accuracy"]
     run = client.get_run(version.run_id)
     assert version.tags["git_commit"] == run.data.tags["git_commit"]
     assert version.tags["data_digest"] == run.data.tags["data_digest"]
     assert version.tags["erm_checkpoint_digest"] == run.data.tags["erm_checkpoint_digest"]
+    assert len(version.tags["model_digest"]) == 64
+
+
+def test_runs_are_named_and_tagged(trained_project, client):
+    run = client.get_run(client.get_model_version(MODEL_NAME, "1").run_id)
+    assert run.info.run_name == "colored_mnist · val 0.5 · seed 0"
+    assert run.data.tags["benchmark"] == "colored_mnist" and "MNIST" in run.data.tags["dataset"]
 
 
 def test_model_has_signature_and_input_example(trained_project):
@@ -84,7 +116,7 @@ def test_fresh_process_predicts_what_evaluation_scored(trained_project):
         test = (metadata["split"] == "test").to_numpy()
         output = model.predict(inputs[test])
         scored = pd.read_parquet("data/ci/07_model_output/method_predictions.parquet")
-        scored = scored[(scored["method"] == "neurontune") & (scored["split"] == "test")]
+        scored = scored[(scored["method"] == "{trained_project.champion_method}") & (scored["split"] == "test")]
         print(json.dumps({{
             "same_ids": bool((scored["sample_id"].to_numpy() == metadata["sample_id"].to_numpy()[test]).all()),
             "agree": float((scored["y_pred"].to_numpy() == output["prediction"].to_numpy()).mean()),

@@ -61,7 +61,7 @@ def test_serves_predictions_matching_evaluation(server, trained_project, test_im
     predictions = pd.DataFrame(body["predictions"])
     assert list(predictions.columns) == ["prediction", "probability_0", "probability_1"]
     scored = pd.read_parquet(trained_project.path / "data/ci/07_model_output/method_predictions.parquet")
-    scored = scored[(scored["method"] == "neurontune") & (scored["split"] == "test")].set_index("sample_id")
+    scored = scored[(scored["method"] == trained_project.champion_method) & (scored["split"] == "test")].set_index("sample_id")
     assert predictions["prediction"].tolist() == scored.loc[sample_ids, "y_pred"].tolist()
     np.testing.assert_allclose(predictions[["probability_0", "probability_1"]].sum(axis=1), 1.0)
 

@@ -31,7 +31,8 @@ def test_registry_and_promotion_against_a_tracking_server(trained_project, tmp_p
     try:
         wait_for_http(f"{uri}/health", process, timeout=120)
         env = trained_project.env(MLFLOW_TRACKING_URI=uri)
-        result = kedro_run(project, "--pipelines", "model_promotion", env=env)
+        result = kedro_run(project, "--pipelines", "model_promotion", env=env,
+                           params=f"model_promotion.packaging.method={trained_project.champion_method}")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)

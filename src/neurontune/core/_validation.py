@@ -45,6 +45,17 @@ def check_labels(labels, n_classes: int, name: str = "labels", n_samples: int | 
     return array.astype(np.int64, copy=False)
 
 
+def check_classes_present(labels: np.ndarray, n_classes: int, name: str) -> np.ndarray:
+    """Raise unless every class in ``[0, n_classes)`` occurs in ``labels`` (a head or a worst-class score
+    computed without a class is silently wrong)."""
+    counts = np.bincount(labels, minlength=n_classes)
+    missing = np.flatnonzero(counts == 0)
+    if missing.size:
+        raise ValueError(f"{name} has no sample of class(es) {missing.tolist()} (class counts {counts.tolist()}); "
+                         f"every one of the {n_classes} classes needs samples here.")
+    return labels
+
+
 def check_n_classes(n_classes) -> int:
     if not isinstance(n_classes, (int, np.integer)) or isinstance(n_classes, bool) or n_classes < 2:
         raise ValueError(f"n_classes must be an integer >= 2; got {n_classes!r}.")

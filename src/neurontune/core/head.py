@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from neurontune.core._validation import (
     check_choice,
+    check_classes_present,
     check_embeddings,
     check_fraction,
     check_head,
@@ -155,7 +156,8 @@ def retrain_head(
     """
     embeddings = check_embeddings(embeddings, "embeddings")
     n_classes = check_n_classes(n_classes)
-    y = check_labels(y, n_classes, "y", n_samples=embeddings.shape[0])
+    y = check_classes_present(check_labels(y, n_classes, "y", n_samples=embeddings.shape[0]), n_classes,
+                              "the tuning data (y)")
     check_choice(solver, SOLVERS, "solver")
     n_neurons = embeddings.shape[1]
     mask = np.zeros(n_neurons, dtype=bool) if mask is None else check_mask(mask, n_classes, n_neurons)

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from neurontune.core._validation import check_choice, check_embeddings, check_labels, check_n_classes
+from neurontune.core._validation import check_choice, check_classes_present, check_embeddings, check_labels, check_n_classes
 from neurontune.core.groups import per_group_accuracy
 from neurontune.core.head import LinearHead, head_predict
 
@@ -65,7 +65,8 @@ class SelectionSet:
     @classmethod
     def build(cls, embeddings, y, n_classes: int, **partitions) -> "SelectionSet":
         embeddings = check_embeddings(embeddings, "sel_embeddings")
-        y = check_labels(y, n_classes, "sel_y", n_samples=len(embeddings))
+        y = check_classes_present(check_labels(y, n_classes, "sel_y", n_samples=len(embeddings)), n_classes,
+                                  "the selection set (sel_y)")
         checked = {}
         for name, ids in partitions.items():
             if ids is None:

@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 from copy import deepcopy
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import IO, Any, Callable
 
 import fsspec
@@ -69,21 +69,27 @@ class _FileDataset(AbstractDataset):
     def __init__(self, filepath: str, credentials: dict[str, Any] | None = None,
                  fs_args: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None):
         self._location = str(filepath)
-        protocol, path = get_protocol_and_path(self._location)
-        self._remote = protocol not in LOCAL_PROTOCOLS
+        self._protocol, path = get_protocol_and_path(self._location)  # kedro-datasets' attribute names
+        self._remote = self._protocol not in LOCAL_PROTOCOLS
         self._path = path
         self._fs = None
         if self._remote:
-            self._fs = fsspec.filesystem(protocol, **deepcopy(credentials or {}), **deepcopy(fs_args or {}))
-        # kedro-mlflow's artifact wrapper logs ``_filepath`` after a save, so it must be a local
-        # file: on an object store, the staged copy of the last save (removed with the dataset)
+            self._fs = fsspec.filesystem(self._protocol, **deepcopy(credentials or {}), **deepcopy(fs_args or {}))
         self._staging: tempfile.TemporaryDirectory | None = None
         self.metadata = metadata
 
+    # kedro-mlflow's artifact wrapper logs the local file named by ``_get_save_path()`` after a save
+    # (it asks before the save, and only when ``_version`` exists, as on kedro's versioned datasets)
+    _version = None
+
     @property
-    def _filepath(self) -> Path:
-        """The target on local disk; on an object store, where the last save was staged (read
-        by kedro-mlflow before the save, so the staging folder is made on first access)."""
+    def _filepath(self) -> PurePath:
+        """The target: a local path, or ``bucket/key`` on an object store (as in kedro-datasets)."""
+        return Path(self._path) if not self._remote else PurePosixPath(self._path)
+
+    def _get_save_path(self) -> Path:
+        """Where a save leaves the bytes on local disk: the target itself, or on an object store the
+        staged copy of the last upload (its folder is made on first use, removed with the dataset)."""
         if not self._remote:
             return Path(self._path)
         if self._staging is None:
@@ -105,7 +111,7 @@ class _FileDataset(AbstractDataset):
         if not self._remote:
             write_atomically(Path(self._path), lambda temporary: self._write_file(data, temporary))
             return
-        staged = self._filepath
+        staged = self._get_save_path()
         self._write_file(data, staged)  # fails before anything is uploaded
         try:
             self._fs.put_file(str(staged), self._path)

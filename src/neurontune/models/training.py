@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from typing import Callable
 
 import numpy as np
 import torch
@@ -39,12 +40,14 @@ def train_erm(
     seed: int,
     device: torch.device,
     mode: str = "finetune",
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
 ) -> tuple[nn.Module, list[dict]]:
     """Train ``build_model(config)`` by ERM and return the best-validation-accuracy model and the history.
 
     ``mode`` is ``finetune`` (every weight trains; mixed precision on CUDA) or
     ``linear_probe`` (a pretrained backbone stays frozen in eval mode; its embeddings
     are extracted once, batch by batch, and only the head trains on them).
+    ``on_epoch_end(epoch, model)`` is called after every epoch (e.g. to keep an early checkpoint).
 
     Returns
     -------
@@ -86,11 +89,13 @@ def train_erm(
             return embed_and_predict(model, val_inputs, batch_size, device)[1]
 
     history = _fit(trainable, batches, predict_val, train_labels, val_labels, epochs=epochs, learning_rate=learning_rate,
-                   weight_decay=weight_decay, rng=np.random.default_rng(seed), device=device)
+                   weight_decay=weight_decay, rng=np.random.default_rng(seed), device=device,
+                   on_epoch_end=None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, model))
     return model.cpu().eval(), history
 
 
-def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, learning_rate, weight_decay, rng, device):
+def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, learning_rate, weight_decay, rng, device,
+         on_epoch_end=None):
     """The epoch loop shared by both modes; restores ``trainable``'s best-validation-accuracy weights."""
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=learning_rate, weight_decay=weight_decay)
     half = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
@@ -126,5 +131,7 @@ def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, l
         logger.info("ERM epoch %d: %s", epoch, history[-1])
         if val_accuracy > best_accuracy:
             best_accuracy, best_state = val_accuracy, copy.deepcopy(trainable.state_dict())
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
     trainable.load_state_dict(best_state)
     return history

@@ -2,7 +2,8 @@
 
 - :class:`RegisteredModelDataset`: saving logs the packaged debiased model into the
   active run, registers a new version and points the challenger alias at it; a JSON
-  record of that version is written to ``filepath``. Loading returns the registry's
+  record of that version is written to ``filepath`` (an unchanged model — same content digest
+  as the latest version — is not registered again: that version is reused). Loading returns the registry's
   view: that version and the current champion, with their recorded numbers.
 - :class:`PromotionDecisionDataset`: saving records the gate's decision as tags on the
   version and the run and moves the champion alias when promoted; loading returns the
@@ -39,6 +40,7 @@ class RegisteredModelDataset(AbstractDataset):
         champion = alias_version(client, name, self._champion_alias)
         return {
             "registered_model_name": name,
+            "reused": bool(record.get("reused", False)),
             "challenger": version_record(client, name, record["version"]),
             "champion": None if champion is None else version_record(client, name, champion),
         }

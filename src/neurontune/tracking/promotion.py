@@ -1,10 +1,13 @@
 """The promotion gate as a pure function: should the challenger replace the champion?
 
-No MLflow here; :mod:`neurontune.tracking.registry` applies the decision.
+ERM is the implicit first champion: with no ``@champion`` yet, the challenger must beat
+ERM's own numbers by the same margins. No MLflow here; :mod:`neurontune.tracking.registry`
+applies the decision.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import asdict, dataclass
 
@@ -41,6 +44,9 @@ class PromotionDecision:
     mean_accuracy_drop: float | None
     min_delta: float
     max_mean_acc_drop: float
+    compared_with: str | None = None  # "champion vN", "erm" (no champion yet) or None (nothing to compare)
+    erm_worst_group_accuracy: float | None = None
+    erm_mean_accuracy: float | None = None
 
     @property
     def promote(self) -> bool:
@@ -50,6 +56,49 @@ class PromotionDecision:
         return {**asdict(self), "promote": self.promote}
 
 
+#: Every gate setting, its type and meaning (conf/base/parameters_model_promotion.yml).
+GATE_SETTINGS = {
+    "split": (str, "split whose numbers are compared"),
+    "min_delta": (float, "required worst-group accuracy gain, >= 0"),
+    "max_mean_acc_drop": (float, "largest allowed mean-accuracy fall, >= 0"),
+    "require_same_data": (bool, "refuse when the versions were evaluated on different data"),
+    "fail_on_refusal": (bool, "a refused challenger fails the run"),
+}
+
+
+def validate_gate(gate: dict, splits) -> dict:
+    """Check every gate setting before anything is registered; return them as a plain dict.
+
+    Parameters
+    ----------
+    gate : dict
+        ``model_promotion.gate``: exactly the keys of :data:`GATE_SETTINGS`.
+    splits : iterable of str
+        The splits the challenger was evaluated on; ``split`` must be one of them.
+    """
+    if not isinstance(gate, dict):
+        raise ValueError(f"model_promotion.gate must be a mapping of {sorted(GATE_SETTINGS)}; got {type(gate).__name__}.")
+    for key in gate:
+        if key not in GATE_SETTINGS:
+            close = difflib.get_close_matches(str(key), GATE_SETTINGS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"model_promotion.gate has an unknown setting {key!r}{hint}; valid: {sorted(GATE_SETTINGS)}.")
+    missing = sorted(set(GATE_SETTINGS) - set(gate))
+    if missing:
+        raise ValueError(f"model_promotion.gate is missing {missing}.")
+    for key, (kind, meaning) in GATE_SETTINGS.items():
+        value = gate[key]
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"model_promotion.gate.{key} ({meaning}) must be a finite number >= 0; got {value!r}.")
+        elif not isinstance(value, kind):
+            raise ValueError(f"model_promotion.gate.{key} ({meaning}) must be a {kind.__name__}; got {value!r}.")
+    splits = sorted(splits)
+    if gate["split"] not in splits:
+        raise ValueError(f"model_promotion.gate.split must be one of the evaluated splits {splits}; got {gate['split']!r}.")
+    return dict(gate)
+
+
 def decide_promotion(
     challenger: Candidate,
     champion: Candidate | None,
@@ -57,25 +106,30 @@ def decide_promotion(
     min_delta: float,
     max_mean_acc_drop: float,
     require_same_data: bool = True,
+    erm: Candidate | None = None,
 ) -> PromotionDecision:
     """Promote only when worst-group accuracy rises by at least ``min_delta`` and mean accuracy
-    falls by at most ``max_mean_acc_drop``. The first model (no champion) is promoted; an older
-    version than the champion never is (no automatic demotion).
+    falls by at most ``max_mean_acc_drop``, against the champion or, when there is none yet,
+    against ERM (the implicit first champion). An older version than the champion is never
+    promoted (no automatic demotion).
 
     Parameters
     ----------
     challenger, champion : Candidate
         ``champion`` is None when no version holds the champion alias yet.
     min_delta : float >= 0
-        Required gain in worst-group accuracy (challenger − champion >= min_delta).
+        Required gain in worst-group accuracy (challenger − reference >= min_delta).
     max_mean_acc_drop : float >= 0
-        Largest allowed fall in mean accuracy (champion − challenger <= max_mean_acc_drop).
+        Largest allowed fall in mean accuracy (reference − challenger <= max_mean_acc_drop).
     require_same_data : bool
         Refuse when both data digests are known and differ: numbers on different
         test sets are not comparable.
+    erm : Candidate, optional
+        ERM's numbers on the same split and data (``version`` is ignored): the reference
+        when there is no champion. Without it a first challenger is promoted unchecked.
     """
     for name, value in {"min_delta": min_delta, "max_mean_acc_drop": max_mean_acc_drop}.items():
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0; got {value!r}.")
     base = {
         "challenger_version": int(challenger.version),
@@ -83,48 +137,59 @@ def decide_promotion(
         "challenger_mean_accuracy": float(challenger.mean_accuracy),
         "min_delta": float(min_delta),
         "max_mean_acc_drop": float(max_mean_acc_drop),
+        "erm_worst_group_accuracy": None if erm is None else float(erm.worst_group_accuracy),
+        "erm_mean_accuracy": None if erm is None else float(erm.mean_accuracy),
     }
     if not _finite(challenger.worst_group_accuracy, challenger.mean_accuracy):
         return _decision(REFUSED, "challenger has no finite worst-group / mean accuracy recorded", base, champion)
     if champion is None:
-        return _decision(PROMOTED, "no champion yet: the first model becomes champion", base, None)
+        if erm is None:
+            return _decision(PROMOTED, "no champion yet and no ERM reference: the first model becomes champion", base, None)
+        if not _finite(erm.worst_group_accuracy, erm.mean_accuracy):
+            return _decision(REFUSED, "no champion yet and ERM has no finite metrics to compare with", base, None, "erm")
+        verdict, reason = _compare(challenger, erm, min_delta, max_mean_acc_drop)
+        return _decision(verdict, f"no champion yet, so ERM is the reference (the implicit first champion): {reason}",
+                         base, None, "erm")
+    compared = f"champion v{champion.version}"
     if int(champion.version) == int(challenger.version):
         return _decision(ALREADY_CHAMPION, f"version {challenger.version} already holds the champion alias", base, champion)
     if int(challenger.version) < int(champion.version):
         return _decision(REFUSED, f"challenger v{challenger.version} is older than champion v{champion.version}; "
-                                  "the gate never demotes", base, champion)
+                                  "the gate never demotes", base, champion, compared)
     if not _finite(champion.worst_group_accuracy, champion.mean_accuracy):
         return _decision(REFUSED, f"champion v{champion.version} has no finite metrics recorded; promote by hand "
-                                  "after checking it", base, champion)
+                                  "after checking it", base, champion, compared)
     if require_same_data and challenger.data_digest and champion.data_digest and challenger.data_digest != champion.data_digest:
         return _decision(REFUSED, f"evaluated on different data (digest {challenger.data_digest[:12]} vs champion "
-                                  f"{champion.data_digest[:12]}); metrics are not comparable", base, champion)
-    gain = challenger.worst_group_accuracy - champion.worst_group_accuracy
-    drop = champion.mean_accuracy - challenger.mean_accuracy
+                                  f"{champion.data_digest[:12]}); metrics are not comparable", base, champion, compared)
+    verdict, reason = _compare(challenger, champion, min_delta, max_mean_acc_drop)
+    return _decision(verdict, reason, base, champion, compared)
+
+
+def _compare(challenger: Candidate, reference: Candidate, min_delta: float, max_mean_acc_drop: float) -> tuple[str, str]:
+    gain = challenger.worst_group_accuracy - reference.worst_group_accuracy
+    drop = reference.mean_accuracy - challenger.mean_accuracy
     # A tolerance of 1e-12 so a gain of exactly min_delta is not lost to float rounding.
     if gain + 1e-12 < min_delta:
-        reason = f"worst-group accuracy gain {gain:+.4f} < min_delta {min_delta:.4f}"
-        return _decision(REFUSED, reason, base, champion)
+        return REFUSED, f"worst-group accuracy gain {gain:+.4f} < min_delta {min_delta:.4f}"
     if drop - 1e-12 > max_mean_acc_drop:
-        reason = f"mean accuracy drop {drop:.4f} > max_mean_acc_drop {max_mean_acc_drop:.4f} (WGA gain {gain:+.4f})"
-        return _decision(REFUSED, reason, base, champion)
-    reason = f"worst-group accuracy gain {gain:+.4f} >= {min_delta:.4f} and mean accuracy drop {drop:.4f} <= {max_mean_acc_drop:.4f}"
-    return _decision(PROMOTED, reason, base, champion)
+        return REFUSED, f"mean accuracy drop {drop:.4f} > max_mean_acc_drop {max_mean_acc_drop:.4f} (WGA gain {gain:+.4f})"
+    return PROMOTED, (f"worst-group accuracy gain {gain:+.4f} >= {min_delta:.4f} and mean accuracy drop {drop:.4f} "
+                      f"<= {max_mean_acc_drop:.4f}")
 
 
-def _decision(status: str, reason: str, base: dict, champion: Candidate | None) -> PromotionDecision:
-    if champion is None:
-        rest = dict.fromkeys(("champion_version", "champion_worst_group_accuracy", "worst_group_accuracy_gain",
-                              "champion_mean_accuracy", "mean_accuracy_drop"))
-    else:
-        rest = {
-            "champion_version": int(champion.version),
-            "champion_worst_group_accuracy": float(champion.worst_group_accuracy),
-            "champion_mean_accuracy": float(champion.mean_accuracy),
-            "worst_group_accuracy_gain": float(base["challenger_worst_group_accuracy"] - champion.worst_group_accuracy),
-            "mean_accuracy_drop": float(champion.mean_accuracy - base["challenger_mean_accuracy"]),
-        }
-    return PromotionDecision(status=status, reason=reason, **base, **rest)
+def _decision(status: str, reason: str, base: dict, champion: Candidate | None, compared_with: str | None = None) -> PromotionDecision:
+    rest = dict.fromkeys(("champion_version", "champion_worst_group_accuracy", "worst_group_accuracy_gain",
+                          "champion_mean_accuracy", "mean_accuracy_drop"))
+    if champion is not None:
+        rest.update(champion_version=int(champion.version), champion_worst_group_accuracy=float(champion.worst_group_accuracy),
+                    champion_mean_accuracy=float(champion.mean_accuracy))
+    reference = {"erm": (base["erm_worst_group_accuracy"], base["erm_mean_accuracy"])}.get(
+        compared_with, (rest["champion_worst_group_accuracy"], rest["champion_mean_accuracy"]))
+    if compared_with is not None and _finite(*reference):
+        rest["worst_group_accuracy_gain"] = float(base["challenger_worst_group_accuracy"] - reference[0])
+        rest["mean_accuracy_drop"] = float(reference[1] - base["challenger_mean_accuracy"])
+    return PromotionDecision(status=status, reason=reason, compared_with=compared_with, **base, **rest)
 
 
 def _finite(*values) -> bool:

@@ -1,56 +1,115 @@
-"""Model registry operations: register the debiased model, read versions by alias, apply decisions.
+"""Model registry operations: register the debiased model, read versions by alias, apply decisions,
+and keep the audit trail of every alias move.
 
 MLflow 3 aliases (``challenger``, ``champion``), not stages. Every version carries
 the numbers it was evaluated with as tags (``eval.<split>.<metric>``), so the gate
-compares versions from the registry alone, across runs and machines.
+compares versions from the registry alone, across runs and machines; its content digest
+(``model_digest``), so an unchanged model is not registered twice; and the list of alias moves
+that pointed at it (``audit.alias_moves``: who, when, from which run and commit, and why).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+from datetime import datetime, timezone
+from pathlib import Path
 
 import mlflow
+import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from neurontune.tracking.pyfunc_model import log_debiased_model
+import neurontune
+from neurontune.tracking.connection import acting_user, permitted
+from neurontune.tracking.promotion import ALREADY_CHAMPION
 
 logger = logging.getLogger(__name__)
 
 EVAL_TAG_PREFIX = "eval."
 DECISION_TAG_PREFIX = "promotion."
+MODEL_DIGEST_TAG = "model_digest"
+AUDIT_TAG = "audit.alias_moves"
 #: Per-split metrics recorded on every version (per-group accuracies stay in the run's metrics).
 RECORDED_METRICS = ("worst_group_accuracy", "mean_accuracy", "mean_accuracy_train_weighted",
                     "worst_class_accuracy", "n_masked")
+#: MLflow caps a model version tag value at 5,000 characters; the oldest audit entries go first.
+_MAX_TAG = 5000
+
+
+def model_content_digest(bundle: dict) -> str:
+    """SHA-256 of what a registered version serves and was judged on: the ERM checkpoint, the head,
+    the method, the serving config and requirements, the data it was evaluated on, and the packaged code."""
+    digest = hashlib.sha256()
+    fields = {key: bundle[key] for key in ("method", "erm_checkpoint_digest", "data_digest", "benchmark")}
+    fields.update(serving=dict(bundle.get("serving") or {}), requirements=list(bundle["requirements"]))
+    digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
+    for key in sorted(bundle["head"]):
+        array = np.ascontiguousarray(bundle["head"][key])
+        digest.update(f"{key}|{array.dtype.str}|{array.shape}".encode())
+        digest.update(array.tobytes())
+    package = Path(neurontune.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def register_debiased_model(bundle: dict, *, alias: str, artifact_name: str = "debiased_model") -> dict:
     """Log ``bundle`` (from the packaging node) into the active run, register it, point ``alias`` at it.
 
-    Returns the record ``{registered_model_name, version, model_uri, model_id, run_id}``.
+    When the latest version has the same content digest nothing is logged or registered: that
+    version is reused (and ``alias`` pointed at it). Returns the record
+    ``{registered_model_name, version, model_uri, model_id, run_id, model_digest, reused}``.
     """
     name = bundle["registered_model_name"]
-    metadata = {key: bundle[key] for key in ("benchmark", "method", "data_digest", "erm_checkpoint_digest")}
-    info = log_debiased_model(
-        checkpoint=bundle["checkpoint"], head=bundle["head"], input_example=bundle["input_example"],
-        name=artifact_name, registered_model_name=name, requirements=list(bundle["requirements"]),
-        metadata=metadata, model_config=dict(bundle.get("serving") or {}),
-    )
-    version = str(info.registered_model_version)
     client = MlflowClient()
-    tags = {**metadata, "git_commit": _run_tag(client, info.run_id, "git_commit") or "unknown"}
+    uri = mlflow.get_tracking_uri()
+    digest = model_content_digest(bundle)
+    latest = latest_version(client, name)
+    if latest is not None and latest.tags.get(MODEL_DIGEST_TAG) == digest:
+        version = str(latest.version)
+        logger.info("%s v%s has the same content digest %s…: reusing it, nothing registered", name, version, digest[:12])
+        move_alias(client, name, alias, version, decision="reused", reason=f"same content digest {digest[:12]}…")
+        return {"registered_model_name": name, "version": version, "model_uri": f"models:/{name}/{version}",
+                "logged_model_uri": latest.source, "model_id": getattr(latest, "model_id", None),
+                "run_id": latest.run_id, "model_digest": digest, "reused": True}
+    from neurontune.tracking.pyfunc_model import log_debiased_model  # torch + the pyfunc class: only when registering
+
+    metadata = {key: bundle[key] for key in ("benchmark", "method", "data_digest", "erm_checkpoint_digest")}
+    with permitted(f"register a version of {name}", uri):
+        info = log_debiased_model(
+            checkpoint=bundle["checkpoint"], head=bundle["head"], input_example=bundle["input_example"],
+            name=artifact_name, registered_model_name=name, requirements=list(bundle["requirements"]),
+            metadata=metadata, model_config=dict(bundle.get("serving") or {}),
+        )
+    version = str(info.registered_model_version)
+    tags = {**metadata, MODEL_DIGEST_TAG: digest, "git_commit": _run_tag(client, info.run_id, "git_commit") or "unknown"}
     for split, values in bundle["evaluation"].items():
         for metric in RECORDED_METRICS:
             if metric in values:
                 tags[f"{EVAL_TAG_PREFIX}{split}.{metric}"] = repr(float(values[metric]))
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, str(value))
-    client.set_registered_model_alias(name, alias, version)
+    with permitted(f"tag version {version} of {name}", uri):
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, str(value))
+        client.update_model_version(name, version, description=describe_version(bundle["method"], bundle["evaluation"]))
+    move_alias(client, name, alias, version, decision="registered", reason="new version")
     logger.info("registered %s version %s (%s) and pointed @%s at it", name, version, info.model_uri, alias)
     return {"registered_model_name": name, "version": version, "model_uri": f"models:/{name}/{version}",
-            "logged_model_uri": info.model_uri, "model_id": info.model_id, "run_id": info.run_id}
+            "logged_model_uri": info.model_uri, "model_id": info.model_id, "run_id": info.run_id,
+            "model_digest": digest, "reused": False}
+
+
+def describe_version(method: str, evaluation: dict, decision: dict | None = None) -> str:
+    """The version's description in the MLflow UI: method, worst-group accuracy per split, gate decision."""
+    numbers = ", ".join(f"{split} WGA {values['worst_group_accuracy']:.3f}" for split, values in sorted(evaluation.items())
+                        if "worst_group_accuracy" in values)
+    text = f"{method}: {numbers or 'no worst-group accuracy recorded'}."
+    if decision is not None:
+        text += f" Gate ({decision.get('split', '?')}): {decision['status']} — {decision['reason']}."
+    return text
 
 
 def version_record(client: MlflowClient, name: str, version: str | int) -> dict:
@@ -70,6 +129,7 @@ def version_record(client: MlflowClient, name: str, version: str | int) -> dict:
         "source": model_version.source,
         "aliases": sorted(model_version.aliases),
         "created_at_ms": model_version.creation_timestamp,
+        "description": model_version.description,
         "tags": tags,
         "metrics": metrics,
         "data_digest": tags.get("data_digest"),
@@ -86,13 +146,59 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         raise
 
 
+def latest_version(client: MlflowClient, name: str):
+    """The highest-numbered version of ``name`` (None when the model has none or does not exist)."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            return None
+        raise
+    return max(versions, key=lambda version: int(version.version), default=None)
+
+
+def move_alias(client: MlflowClient, name: str, alias: str, version: str, *, decision: str, reason: str) -> None:
+    """Point ``alias`` at ``version`` and append the move to that version's audit trail.
+
+    The move is made first: when the server refuses it, nothing was changed. Pointing an alias
+    where it already points is not a move and is not recorded.
+    """
+    uri = mlflow.get_tracking_uri()
+    previous = alias_version(client, name, alias)
+    if previous == str(version):
+        return
+    with permitted(f"move @{alias} of {name}", uri):
+        client.set_registered_model_alias(name, alias, version)
+        run = mlflow.active_run()
+        entry = {
+            "alias": alias, "version": str(version), "from_version": previous, "by": acting_user(uri),
+            "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "run_id": None if run is None else run.info.run_id,
+            "git_commit": None if run is None else _run_tag(client, run.info.run_id, "git_commit"),
+            "decision": decision, "reason": reason[:240],
+        }
+        trail = _audit_entries(client.get_model_version(name, version).tags) + [entry]
+        while len(json.dumps(trail)) > _MAX_TAG and len(trail) > 1:
+            trail.pop(0)
+        client.set_model_version_tag(name, version, AUDIT_TAG, json.dumps(trail))
+
+
+def alias_history(client: MlflowClient, name: str) -> list[dict]:
+    """Every recorded alias move of the registered model ``name``, oldest first."""
+    entries = [entry for version in client.search_model_versions(f"name = '{name}'")
+               for entry in _audit_entries(version.tags)]
+    return sorted(entries, key=lambda entry: (entry["at"], int(entry["version"])))
+
+
 def apply_decision(decision: dict, *, champion_alias: str = "champion") -> None:
     """Record ``decision`` on the challenger version and the active run; move ``champion_alias`` if promoted.
 
     Refuses to apply (raises) when the champion moved since the decision was taken,
-    so two concurrent runs cannot overwrite each other's promotion.
+    so two concurrent runs cannot overwrite each other's promotion. A version that already
+    is the champion keeps the tags of the decision that promoted it.
     """
     client = MlflowClient()
+    uri = mlflow.get_tracking_uri()
     name, challenger = decision["registered_model_name"], str(decision["challenger_version"])
     current = alias_version(client, name, champion_alias)
     decided_against = None if decision["champion_version"] is None else str(decision["champion_version"])
@@ -102,13 +208,18 @@ def apply_decision(decision: dict, *, champion_alias: str = "champion") -> None:
             "rerun the model_promotion pipeline to decide against the new champion."
         )
     tags = decision_tags(decision)
-    for key, value in tags.items():
-        client.set_model_version_tag(name, challenger, key, value)
     if decision["promote"]:
-        client.set_registered_model_alias(name, champion_alias, challenger)
+        move_alias(client, name, champion_alias, challenger, decision=decision["status"], reason=decision["reason"])
         logger.info("promoted %s v%s to @%s: %s", name, challenger, champion_alias, decision["reason"])
     else:
         logger.warning("%s v%s not promoted (%s): %s", name, challenger, decision["status"], decision["reason"])
+    if decision["status"] != ALREADY_CHAMPION:
+        version = version_record(client, name, challenger)
+        description = describe_version(version["tags"].get("method", "?"), version["metrics"], decision)
+        with permitted(f"record the gate's decision on version {challenger} of {name}", uri):
+            for key, value in tags.items():
+                client.set_model_version_tag(name, challenger, key, value)
+            client.update_model_version(name, challenger, description=description)
     if mlflow.active_run() is not None:
         mlflow.set_tags(tags)
         mlflow.log_dict(decision, "promotion/decision.json")
@@ -122,6 +233,13 @@ def decision_tags(decision: dict) -> dict[str, str]:
             value = "nan"
         tags[DECISION_TAG_PREFIX + key] = "none" if value is None else (value if isinstance(value, str) else json.dumps(value))
     return tags
+
+
+def _audit_entries(tags: dict) -> list[dict]:
+    try:
+        return list(json.loads(tags.get(AUDIT_TAG, "[]")))
+    except ValueError:
+        return []
 
 
 def _run_tag(client: MlflowClient, run_id: str | None, key: str) -> str | None:

@@ -21,3 +21,4 @@ def test_history_is_one_metric_entry_per_epoch(tiny_run):
 def test_erm_reads_neither_group_labels_nor_the_manifest():
     (node,) = register_pipelines()["erm_training"].nodes
     assert set(node.inputs) == {"raw_inputs", "class_labels", "params:erm_training"}
+    assert set(node.outputs) == {"erm_model", "erm_training_history", "erm_early_model"}

@@ -32,24 +32,49 @@ def test_package_collects_the_chosen_head_and_lineage():
     heads = {"neurontune_head": {"weight": np.ones((2, 4))}, "erm_head": {"weight": np.zeros((2, 4))}}
     metrics = {"neurontune": {"test": {"worst_group_accuracy": 0.7}}, "erm": {}}
     bundle = package_debiased_model(checkpoint, {"inputs": np.zeros((10, 3, 8, 8), np.uint8)}, metrics,
-                                    {"digest": "abc", "class_label_digest": "abc"}, "colored_mnist", PACKAGING, **heads)
+                                    {"digest": "abc", "class_label_digest": "abc"}, "colored_mnist", PACKAGING, GATE, **heads)
     assert bundle["registered_model_name"] == "neurontune-colored_mnist"
     assert bundle["head"] is heads["neurontune_head"]
     assert bundle["input_example"].shape == (2, 3, 8, 8)
     assert bundle["evaluation"] == metrics["neurontune"] and bundle["data_digest"] == "abc"
     with pytest.raises(ValueError, match="must be an evaluated method"):
         package_debiased_model(checkpoint, {"inputs": np.zeros((1, 3, 8, 8), np.uint8)}, metrics, {"digest": "abc", "class_label_digest": "abc"},
-                               "colored_mnist", {**PACKAGING, "method": "jtt"}, **heads)
+                               "colored_mnist", {**PACKAGING, "method": "jtt"}, GATE, **heads)
+
+
+def test_package_rejects_a_bad_gate_before_anything_is_registered():
+    """The packaging node's output is what registers the model: a bad gate must stop it first."""
+    checkpoint = {"config": {}, "state_dict": {}, "data_digest": "abc"}
+    metrics = {"neurontune": {"test": {"worst_group_accuracy": 0.7}}}
+    for bad, message in (({**GATE, "min_delta": "abc"}, "min_delta"), ({**GATE, "split": "val"}, "split"),
+                         ({**GATE, "treshold": 1}, "unknown setting 'treshold'")):
+        with pytest.raises(ValueError, match=message):
+            package_debiased_model(checkpoint, {"inputs": np.zeros((1, 3, 8, 8), np.uint8)}, metrics, {"digest": "abc", "class_label_digest": "abc"},
+                                   "colored_mnist", PACKAGING, bad, neurontune_head={})
+
+
+ERM_METRICS = {"erm": {"test": {"worst_group_accuracy": 0.85, "mean_accuracy": 0.9}}}
 
 
 def test_decide_reads_the_gate_split_from_both_versions():
     state = {"registered_model_name": "m", "challenger": record(2, 0.9, 0.9), "champion": record(1, 0.8, 0.9)}
-    decision = decide_on_challenger(state, GATE)
+    decision = decide_on_challenger(state, GATE, ERM_METRICS)
     assert decision["status"] == "promoted" and decision["split"] == "test" and decision["registered_model_name"] == "m"
-    first = decide_on_challenger({**state, "champion": None}, GATE)
-    assert first["status"] == "promoted" and first["champion_version"] is None
-    missing = decide_on_challenger({**state, "challenger": {**record(2, 0, 0), "metrics": {}}}, GATE)
+    assert decision["registration"] == "registered v2"
+    missing = decide_on_challenger({**state, "challenger": {**record(2, 0, 0), "metrics": {}}}, GATE, ERM_METRICS)
     assert missing["status"] == "refused"
+    reused = decide_on_challenger({**state, "reused": True}, GATE, ERM_METRICS)
+    assert reused["registration"].startswith("reused v2: same content digest")
+
+
+def test_first_challenger_is_judged_against_erm():
+    state = {"registered_model_name": "m", "challenger": record(1, 0.9, 0.9), "champion": None}
+    assert decide_on_challenger(state, GATE, ERM_METRICS)["status"] == "promoted"
+    refused = decide_on_challenger(state, GATE, {"erm": {"test": {"worst_group_accuracy": 0.895, "mean_accuracy": 0.9}}})
+    assert refused["status"] == "refused" and refused["compared_with"] == "erm" and refused["champion_version"] is None
+    assert refused["erm_worst_group_accuracy"] == 0.895 and "ERM" in refused["reason"]
+    with pytest.raises(ValueError, match="no erm.test"):
+        decide_on_challenger(state, GATE, {"neurontune": {}})
 
 
 def test_enforce_fails_only_on_refusal_when_asked():
@@ -64,7 +89,10 @@ def test_pipeline_wires_registration_before_the_gate():
     pipeline = create_pipeline()
     assert [node.name for node in pipeline.nodes] == ["package_debiased_model", "decide_on_challenger",
                                                       "enforce_promotion_gate"]
-    assert {"erm_model", "metrics", "neurontune_regulation.neurontune_head", "params:model_promotion.packaging"} <= pipeline.inputs()
+    assert {"erm_model", "metrics", "neurontune_regulation.neurontune_head", "params:model_promotion.packaging",
+            "params:model_promotion.gate"} <= pipeline.inputs()
+    package = next(node for node in pipeline.nodes if node.name == "package_debiased_model")
+    assert "params:model_promotion.gate" in package.inputs  # validated before the registering save
 
 
 def test_nodes_load_no_mlflow_and_the_gate_no_framework():

@@ -3,7 +3,7 @@ import pytest
 
 from neurontune.methods import load_registry
 from neurontune.pipeline_registry import register_pipelines
-from neurontune.pipelines.neurontune_regulation.nodes import _folds, regulate_head
+from neurontune.pipelines.neurontune_regulation.nodes import _folds, _with_levers, regulate_head
 
 VARIANTS = [name for name, method in load_registry().items() if method.kind == "neurontune"]
 
@@ -41,14 +41,18 @@ def test_neurontune_searches_the_configured_grid(tiny_run, parameters):
 
 def test_tuning_rows_come_from_the_declared_set(tiny_run):
     train, val, split = tiny_run["embeddings_train"], tiny_run["embeddings_val"], tiny_run["validation_split"]
-    args = (train, val, split, tiny_run["neuron_scores"])
-    (fold,), (selection,), refit = _folds(*args, "val_ide", None, 2)
+    args = (train, val, split, tiny_run["neuron_scores"], tiny_run["error_sets"])
+
+    def variant(tune_set, **levers):
+        return _with_levers({"tune_set": tune_set, "use_mask": True, **levers})
+
+    (fold,), (selection,), refit = _folds(*args, variant("val_ide"), None, 2)
     np.testing.assert_array_equal(fold["tune_embeddings"], val["embeddings"][split["ide"]])
     np.testing.assert_array_equal(selection.embeddings, val["embeddings"][split["sel"]])
     assert refit is None
-    (fold,), _, _ = _folds(*args, "train", None, 2)
+    (fold,), _, _ = _folds(*args, variant("train"), None, 2)
     np.testing.assert_array_equal(fold["tune_embeddings"], train["embeddings"])
-    folds, selections, refit = _folds(*args, "val_crossfit", None, 2)
+    folds, selections, refit = _folds(*args, variant("val_crossfit"), None, 2)
     np.testing.assert_array_equal(folds[1]["tune_embeddings"], val["embeddings"][split["sel"]])
     np.testing.assert_array_equal(selections[1].embeddings, val["embeddings"][split["ide"]])
     assert len(refit["tune_y"]) == len(val["y"])
@@ -56,6 +60,23 @@ def test_tuning_rows_come_from_the_declared_set(tiny_run):
 
 def test_unknown_tuning_set_is_named(tiny_run, parameters):
     inputs = [tiny_run[name] for name in ("embeddings_train", "embeddings_val", "validation_split", "erm_head",
-                                          "neuron_scores")]
+                                          "neuron_scores", "error_sets")]
+    tuning = parameters["neurontune_regulation"]["tuning"]
     with pytest.raises(ValueError, match=r"tune_set must be one of \['train', 'val_ide', 'val_crossfit'\]; got 'test'"):
-        regulate_head(*inputs, {"tune_set": "test", "use_mask": True}, parameters["neurontune_regulation"]["tuning"])
+        regulate_head(*inputs, {"tune_set": "test", "use_mask": True}, tuning)
+    with pytest.raises(ValueError, match=r"variants.\*.errors must be one of .*got 'oracle'"):
+        regulate_head(*inputs, {"tune_set": "train", "use_mask": True, "errors": "oracle"}, tuning)
+
+
+def test_plus_identifies_on_train_and_selects_by_pseudo_groups(tiny_run):
+    train, val, split = tiny_run["embeddings_train"], tiny_run["embeddings_val"], tiny_run["validation_split"]
+    plus = _with_levers({"tune_set": "train", "use_mask": True, "identify_on": "train", "errors": "auto",
+                         "statistic": "scaled", "criterion": "pseudo_group", "balance": "pseudo_group"})
+    (fold,), (selection,), _ = _folds(train, val, split, tiny_run["neuron_scores"], tiny_run["error_sets"], plus, None, 2)
+    np.testing.assert_array_equal(fold["ide_embeddings"], train["embeddings"])
+    early_wrong = tiny_run["error_sets"]["train_auto"] == 1
+    np.testing.assert_array_equal(fold["tune_groups"], 2 * train["y"] + early_wrong)
+    val_wrong = tiny_run["error_sets"]["val_auto"][split["sel"]] == 1
+    np.testing.assert_array_equal(selection.partitions["pseudo_group"], 2 * val["y"][split["sel"]] + val_wrong)
+    _, table = outputs(tiny_run, "neurontune_plus")
+    assert (table["criterion"] == "sel_worst_pseudo_group_accuracy").all()

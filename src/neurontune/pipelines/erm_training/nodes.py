@@ -11,21 +11,39 @@ from neurontune.models.devices import resolve_device
 from neurontune.models.training import train_erm
 
 
-def train_erm_model(raw_inputs: dict[str, np.ndarray], class_labels: pd.DataFrame, erm: dict) -> tuple[dict, dict]:
+def train_erm_model(raw_inputs: dict[str, np.ndarray], class_labels: pd.DataFrame, erm: dict) -> tuple[dict, dict, dict]:
     """Train by ERM on class labels only; return the checkpoint (config + weights + the digest of the data it
-    read) and the per-epoch metric history."""
+    read), the per-epoch metric history, and the checkpoint of epoch ``early_checkpoint_epoch`` (whose errors
+    on the training split are a label-free error set, see :mod:`neurontune.core.errors`)."""
     validate_metadata(class_labels, erm["model"]["n_classes"], CLASS_LABEL_COLUMNS, "class_labels")
     train_x, train_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "train")
     val_x, val_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "val")
+    frozen = erm["mode"] == "linear_probe"
+    early_epoch = min(int(erm["early_checkpoint_epoch"]), int(erm["epochs"]))
+    if early_epoch < 1:
+        raise ValueError(f"erm_training.early_checkpoint_epoch must be >= 1; got {erm['early_checkpoint_epoch']!r}.")
+    early = {}
+
+    def keep_early(epoch: int, model) -> None:
+        if epoch == early_epoch:
+            early.update(_detached(model_checkpoint(model, frozen_backbone=frozen)), epoch=epoch)
+
     model, history = train_erm(
         erm["model"], train_x, train_y, val_x, val_y,
         epochs=erm["epochs"], learning_rate=erm["learning_rate"], weight_decay=erm["weight_decay"],
         batch_size=erm["batch_size"], seed=erm["seed"], device=resolve_device(erm["device"]), mode=erm["mode"],
+        on_epoch_end=keep_early,
     )
-    checkpoint = {**model_checkpoint(model, frozen_backbone=erm["mode"] == "linear_probe"),
-                  "data_digest": content_digest(raw_inputs["inputs"], class_labels[list(CLASS_LABEL_COLUMNS)])}
+    digest = content_digest(raw_inputs["inputs"], class_labels[list(CLASS_LABEL_COLUMNS)])
+    checkpoint = {**model_checkpoint(model, frozen_backbone=frozen), "data_digest": digest}
     metric_history = {
         key: [{"value": row[key], "step": row["epoch"]} for row in history]
         for key in ("train_loss", "train_accuracy", "val_accuracy")
     }
-    return checkpoint, metric_history
+    return checkpoint, metric_history, {**early, "data_digest": digest}
+
+
+def _detached(checkpoint: dict) -> dict:
+    """A copy of ``checkpoint`` whose tensors are on the CPU and no longer shared with the training model."""
+    return {**checkpoint, "state_dict": {name: tensor.detach().cpu().clone()
+                                         for name, tensor in checkpoint["state_dict"].items()}}

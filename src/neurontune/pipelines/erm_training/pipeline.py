@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 train_erm_model,
                 ["raw_inputs", "class_labels", "params:erm_training"],
-                ["erm_model", "erm_training_history"],
+                ["erm_model", "erm_training_history", "erm_early_model"],
                 name="train_erm_model",
             )
         ]

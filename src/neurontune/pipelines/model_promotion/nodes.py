@@ -9,21 +9,23 @@ import numpy as np
 
 from neurontune.methods import method_entries
 from neurontune.models.predictor import checkpoint_digest
-from neurontune.tracking.promotion import REFUSED, Candidate, PromotionRefused, decide_promotion
+from neurontune.tracking.promotion import REFUSED, Candidate, PromotionRefused, decide_promotion, validate_gate
 
 logger = logging.getLogger(__name__)
 
 
 def package_debiased_model(
     erm_model: dict, raw_inputs: dict[str, np.ndarray], metrics: dict, dataset_manifest: dict, benchmark: str,
-    packaging: dict, **heads: dict,
+    packaging: dict, gate: dict, **heads: dict,
 ) -> dict:
     """Everything the registered model needs: backbone checkpoint, the chosen method's head, an input
-    example, its evaluation numbers and lineage digests."""
+    example, its evaluation numbers and lineage digests. The gate settings are checked here, before
+    saving this output registers anything."""
     method = packaging["method"]
     if f"{method}_head" not in heads or method not in metrics:
         raise ValueError(f"model_promotion.packaging.method must be an evaluated method "
                          f"{sorted(method_entries(metrics))}; got {method!r}.")
+    validate_gate(gate, metrics[method])
     if erm_model.get("data_digest") not in (None, dataset_manifest["class_label_digest"]):
         logger.warning("the ERM checkpoint was trained on data %s, but evaluation used %s",
                        erm_model["data_digest"][:12], dataset_manifest["class_label_digest"][:12])
@@ -42,18 +44,27 @@ def package_debiased_model(
     }
 
 
-def decide_on_challenger(debiased_model: dict, gate: dict) -> dict:
-    """Compare the challenger with the champion on ``gate["split"]``; return the decision with both versions."""
+def decide_on_challenger(debiased_model: dict, gate: dict, metrics: dict) -> dict:
+    """Compare the challenger with the champion on ``gate["split"]`` — with ERM's own numbers when there is
+    no champion yet; return the decision with both versions and whether the challenger was reused."""
     split = gate["split"]
+    if split not in metrics.get("erm", {}):
+        raise ValueError(f"the gate compares with ERM, but metrics has no erm.{split} (evaluated: {sorted(metrics)}).")
+    erm = metrics["erm"][split]
     decision = decide_promotion(
         _candidate(debiased_model["challenger"], split),
         None if debiased_model["champion"] is None else _candidate(debiased_model["champion"], split),
         min_delta=gate["min_delta"],
         max_mean_acc_drop=gate["max_mean_acc_drop"],
         require_same_data=gate["require_same_data"],
+        erm=Candidate(version=0, worst_group_accuracy=erm["worst_group_accuracy"], mean_accuracy=erm["mean_accuracy"]),
     )
-    logger.info("promotion gate on %s: %s — %s", split, decision.status, decision.reason)
-    return {"registered_model_name": debiased_model["registered_model_name"], "split": split, **decision.to_dict()}
+    version = debiased_model["challenger"]["version"]
+    registration = (f"reused v{version}: same content digest as the latest version, nothing registered"
+                    if debiased_model.get("reused") else f"registered v{version}")
+    logger.info("promotion gate on %s: %s — %s (%s)", split, decision.status, decision.reason, registration)
+    return {"registered_model_name": debiased_model["registered_model_name"], "split": split,
+            "registration": registration, **decision.to_dict()}
 
 
 def enforce_promotion_gate(promotion_decision: dict, fail_on_refusal: bool) -> None:

@@ -10,7 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from neurontune.core import NeuronScores, score_neurons, select_biased_neurons, spuriousness_fit  # noqa: E402
+from neurontune.core import NeuronScores, head_predict, retrain_head, select_biased_neurons, spuriousness_fit  # noqa: E402
+from neurontune.core._validation import check_classes_present  # noqa: E402
+from neurontune.core.errors import crossfit_predictions, loss_quantile_sets  # noqa: E402
+from neurontune.core.scoring import permutation_discoveries, score_error_sets  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -27,34 +30,101 @@ def split_validation(embeddings_val: dict, selection_split: dict) -> dict[str, n
         ide.append(rows[: int(round(fraction * len(rows)))])
     ide = np.sort(np.concatenate(ide))
     sel = np.setdiff1d(np.arange(len(embeddings_val["y"])), ide)
-    if ide.size == 0 or sel.size == 0:
-        raise ValueError(f"validation split gave {ide.size} identification and {sel.size} selection samples; both must be > 0.")
+    n_classes = embeddings_val["logits"].shape[1]
+    for name, rows in (("identification", ide), ("selection", sel)):
+        check_classes_present(embeddings_val["y"][rows], n_classes, f"the {name} half of validation")
     return {"ide": ide, "sel": sel}
 
 
-#: The validation subsets neurons are scored on: the identification half (the paper), and, for
-#: cross-fitting, the selection half and all of validation.
-SCORED_ROLES = ("ide", "sel", "all")
+#: A *scoring role* names what a score set was computed from: ``<rows>.<errors>.<statistic>`` with rows
+#: ``val_ide`` / ``val_sel`` / ``val_all`` (halves or all of validation) or ``train``, an error source of
+#: :data:`neurontune.core.errors.ERROR_SOURCES` and a statistic of :data:`neurontune.core.scoring.STATISTICS`.
+#: The paper's is ``val_ide.erm.median``; cross-fitting also uses the selection half and all of validation.
+PAPER_ROLES = {"ide": "val_ide.erm.median", "sel": "val_sel.erm.median", "all": "val_all.erm.median"}
+ROWS = ("val_ide", "val_sel", "val_all", "train")
 
 
-def score_identification_neurons(embeddings_val: dict, validation_split: dict) -> dict[str, np.ndarray]:
-    """``δ`` (C, M) from the ERM predictions, with per-class wrong/right counts, for each of :data:`SCORED_ROLES`.
+def scoring_role(rows: str, variant: dict) -> str:
+    """The scoring role a NeuronTune variant reads for identification rows ``rows``
+    (``.relu`` appended when the embeddings pass a ReLU before scoring)."""
+    role = f"{rows}.{variant.get('errors', 'erm')}.{variant.get('statistic', 'median')}"
+    return role + (".relu" if variant.get("relu_before_scoring", False) else "")
 
-    Keys ``<role>_scores``, ``<role>_n_wrong``, ``<role>_n_right``; regulation reads these, it never re-scores.
+
+def variant_roles(variant: dict) -> list[str]:
+    """Every scoring role a variant reads (its folds and, cross-fitted, its refit)."""
+    if variant["tune_set"] == "val_crossfit":
+        return [scoring_role(rows, variant) for rows in ("val_ide", "val_sel", "val_all")]
+    return [scoring_role(variant.get("identify_on", "val_ide"), variant)]
+
+
+def find_error_sets(embeddings_train: dict, embeddings_val: dict, error_sets: dict, erm_mode: str) -> dict[str, np.ndarray]:
+    """Label-free error sets of every source on the training split and on validation, from class labels only.
+
+    Keys ``<split>_<source>``: int8 arrays (N,), 1 = in the error set, 0 = in the reference set, -1 = neither
+    (the middle of a loss-quantile split). ``crossfit`` on validation = a plain head fitted on all training
+    embeddings, the model whose held-out errors ``crossfit`` measures on the training split. ``auto`` is
+    ``early`` when ERM fine-tuned the backbone (its final model has memorised the training split) and
+    ``crossfit`` when the backbone was frozen (a linear probe, whose features never saw the labels).
     """
     n_classes = embeddings_val["logits"].shape[1]
-    rows = {"ide": validation_split["ide"], "sel": validation_split["sel"],
-            "all": np.arange(len(embeddings_val["y"]))}
+    crossfit = error_sets["crossfit"]
+    full_head = retrain_head(embeddings_train["embeddings"], embeddings_train["y"], n_classes, balance_classes=False,
+                             weight_decay=crossfit["weight_decay"])
+    held_out = {"train": crossfit_predictions(embeddings_train["embeddings"], embeddings_train["y"], n_classes,
+                                              n_folds=crossfit["n_folds"], weight_decay=crossfit["weight_decay"],
+                                              seed=crossfit["seed"]),
+                "val": head_predict(embeddings_val["embeddings"], full_head)}
+    found = {}
+    for split, cache in (("train", embeddings_train), ("val", embeddings_val)):
+        y = cache["y"]
+        found[f"{split}_erm"] = (cache["logits"].argmax(axis=1) != y).astype(np.int8)
+        found[f"{split}_early"] = (cache["early_logits"].argmax(axis=1) != y).astype(np.int8)
+        found[f"{split}_crossfit"] = (held_out[split] != y).astype(np.int8)
+        wrong, right = loss_quantile_sets(cache["logits"], y, n_classes, error_sets["loss_quantile"]["fraction"])
+        found[f"{split}_loss_quantile"] = np.where(wrong, 1, np.where(right, 0, -1)).astype(np.int8)
+    auto = "crossfit" if erm_mode == "linear_probe" else "early"
+    found.update({f"{split}_auto": found[f"{split}_{auto}"] for split in ("train", "val")})
+    for key, value in found.items():
+        logger.info("error set %s: %d of %d samples", key, int((value == 1).sum()), len(value))
+    return found
+
+
+def score_identification_neurons(embeddings_train: dict, embeddings_val: dict, validation_split: dict,
+                                 error_sets: dict, variants: dict, scoring: dict) -> dict[str, np.ndarray]:
+    """``δ`` (C, M) with per-class wrong/right counts for every scoring role the registered variants read
+    (the paper's three always), and how many neurons pass the default λ by chance under permuted error labels.
+
+    Keys ``<role>_scores``, ``<role>_n_wrong``, ``<role>_n_right``, ``<role>_chance_discoveries``;
+    regulation reads these, it never re-scores.
+    """
+    n_classes = embeddings_val["logits"].shape[1]
+    rows = {"val_ide": validation_split["ide"], "val_sel": validation_split["sel"],
+            "val_all": np.arange(len(embeddings_val["y"])), "train": slice(None)}
+    roles = dict.fromkeys([*PAPER_ROLES.values(), *(role for variant in variants.values() for role in variant_roles(variant))])
     scored = {}
-    for role in SCORED_ROLES:
-        erm_pred = embeddings_val["logits"][rows[role]].argmax(axis=1)
-        scores = score_neurons(embeddings_val["embeddings"][rows[role]], embeddings_val["y"][rows[role]], erm_pred, n_classes)
-        scored.update({f"{role}_scores": scores.scores, f"{role}_n_wrong": scores.n_wrong, f"{role}_n_right": scores.n_right})
+    for role in roles:
+        where, errors, statistic, *relu = role.split(".")
+        cache = embeddings_train if where == "train" else embeddings_val
+        split = "train" if where == "train" else "val"
+        in_set = error_sets[f"{split}_{errors}"][rows[where]]
+        embeddings, y = cache["embeddings"][rows[where]], cache["y"][rows[where]]
+        if relu:  # signed features (mean-pooled text): score what the head sees as activation
+            embeddings = np.maximum(embeddings, 0.0)
+        options = {"statistic": statistic, "n_bootstrap": scoring["n_bootstrap"], "confidence": scoring["confidence"],
+                   "seed": scoring["seed"]}
+        scores = score_error_sets(embeddings, y, in_set == 1, in_set == 0, n_classes, **options)
+        chance = permutation_discoveries(embeddings, y, in_set == 1, in_set == 0, n_classes,
+                                         threshold=scoring["chance_threshold"], rule="any", statistic=statistic,
+                                         n_permutations=scoring["n_permutations"], seed=scoring["seed"])
+        scored.update({f"{role}_scores": scores.scores, f"{role}_n_wrong": scores.n_wrong,
+                       f"{role}_n_right": scores.n_right, f"{role}_chance_discoveries": np.float64(chance)})
     return scored
 
 
 def neuron_scores_of(neuron_scores: dict, role: str) -> NeuronScores:
-    """The :class:`NeuronScores` of one scored role."""
+    """The :class:`NeuronScores` of one scoring role (``ide``, ``sel``, ``all``: the paper's on validation)."""
+    role = PAPER_ROLES.get(role, role)
     return NeuronScores(*(neuron_scores[f"{role}_{key}"] for key in ("scores", "n_wrong", "n_right")))
 
 
@@ -62,6 +132,7 @@ def select_default_mask(neuron_scores: dict, selection: dict) -> tuple[dict, dic
     """The mask at the default ``λ`` and rule on the identification half, and a summary (SFit, counts) for tracking."""
     scores = neuron_scores_of(neuron_scores, "ide")
     mask = select_biased_neurons(scores.scores, selection["threshold"], selection["rule"])
+    roles = sorted({key.rsplit("_", 2)[0] for key in neuron_scores if key.endswith("_chance_discoveries")})
     summary = {
         "threshold": selection["threshold"],
         "rule": selection["rule"],
@@ -70,6 +141,12 @@ def select_default_mask(neuron_scores: dict, selection: dict) -> tuple[dict, dic
         "sfit": spuriousness_fit(scores.scores),
         "n_wrong_per_class": scores.n_wrong.tolist(),
         "n_right_per_class": scores.n_right.tolist(),
+        # per scoring role: error-set sizes per class, and neurons passing λ = scoring.chance_threshold
+        # (rule any) with the error labels permuted within class, a false-discovery estimate
+        "roles": {role: {"n_wrong_per_class": neuron_scores[f"{role}_n_wrong"].tolist(),
+                         "n_right_per_class": neuron_scores[f"{role}_n_right"].tolist(),
+                         "chance_discoveries": float(neuron_scores[f"{role}_chance_discoveries"])}
+                  for role in roles},
     }
     logger.info("selected %d of %d neurons (SFit %.3f)", summary["n_selected"], summary["n_neurons"], summary["sfit"])
     return {"mask": mask}, summary
@@ -77,7 +154,7 @@ def select_default_mask(neuron_scores: dict, selection: dict) -> tuple[dict, dic
 
 def plot_neuron_scores(neuron_scores: dict, selection: dict):
     """Histogram of ``δ`` (identification half) per class with the threshold ``λ`` marked."""
-    scores = neuron_scores["ide_scores"]
+    scores = neuron_scores_of(neuron_scores, "ide").scores
     figure, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3), squeeze=False)
     for label, axis in enumerate(axes[0]):
         if np.isnan(scores[label]).all():
@@ -92,5 +169,8 @@ def plot_neuron_scores(neuron_scores: dict, selection: dict):
 
 
 def summarise_identification_metrics(identification_summary: dict) -> dict:
-    """Numeric summary values as MLflow metrics."""
-    return {key: {"value": float(identification_summary[key]), "step": 0} for key in ("n_selected", "sfit")}
+    """Numeric summary values as MLflow metrics (with each scoring role's chance discoveries)."""
+    metrics = {key: {"value": float(identification_summary[key]), "step": 0} for key in ("n_selected", "sfit")}
+    for role, summary in identification_summary.get("roles", {}).items():
+        metrics[f"{role}.chance_discoveries"] = {"value": summary["chance_discoveries"], "step": 0}
+    return metrics

@@ -3,6 +3,7 @@
 from kedro.pipeline import Pipeline, node
 
 from .nodes import (
+    find_error_sets,
     plot_neuron_scores,
     score_identification_neurons,
     select_default_mask,
@@ -16,8 +17,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(split_validation, ["embeddings_val", "params:neuron_identification.selection_split"],
                  "validation_split", name="split_validation"),
-            node(score_identification_neurons, ["embeddings_val", "validation_split"], "neuron_scores",
-                 name="score_identification_neurons"),
+            node(find_error_sets, ["embeddings_train", "embeddings_val", "params:neuron_identification.error_sets",
+                  "params:erm_training.mode"],
+                 "error_sets", name="find_error_sets"),
+            node(score_identification_neurons,
+                 ["embeddings_train", "embeddings_val", "validation_split", "error_sets",
+                  "params:neurontune_regulation.variants", "params:neuron_identification.scoring"],
+                 "neuron_scores", name="score_identification_neurons"),
             node(select_default_mask, ["neuron_scores", "params:neuron_identification.selection"],
                  ["biased_neuron_mask", "identification_summary"], name="select_default_mask"),
             node(plot_neuron_scores, ["neuron_scores", "params:neuron_identification.selection"],

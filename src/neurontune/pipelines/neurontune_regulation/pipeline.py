@@ -6,7 +6,7 @@ from neurontune.methods import load_registry
 
 from .nodes import regulate_head
 
-SHARED_INPUTS = {"embeddings_train", "embeddings_val", "validation_split", "erm_head", "neuron_scores"}
+SHARED_INPUTS = {"embeddings_train", "embeddings_val", "validation_split", "erm_head", "neuron_scores", "error_sets"}
 
 
 def create_pipeline(methods=None, **kwargs) -> Pipeline:
