@@ -29,7 +29,8 @@ def test_registered_model_files_land_in_the_bucket_and_load_back(trained_project
         # clients get no bucket credentials: artifacts go through the server
         env = {key: value for key, value in trained_project.env(MLFLOW_TRACKING_URI=uri).items()
                if not key.startswith("AWS_")}
-        result = kedro_run(project, "--pipelines", "model_promotion", env=env)
+        result = kedro_run(project, "--pipelines", "model_promotion", env=env,
+                           params=f"model_promotion.packaging.method={trained_project.champion_method}")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
