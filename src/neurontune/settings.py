@@ -5,9 +5,9 @@ from pathlib import Path
 
 from kedro.utils import find_kedro_project
 
-from neurontune.hooks import LineageHook, NodeTimingHook
+from neurontune.hooks import LineageHook, NodeTimingHook, ObjectStoreHook
 
-HOOKS = (LineageHook(), NodeTimingHook())
+HOOKS = (ObjectStoreHook(), LineageHook(), NodeTimingHook())
 
 
 def tracking_uri() -> str:
