@@ -7,7 +7,7 @@ times from the ``timing.<node>_seconds`` metrics of :class:`neurontune.hooks.Nod
 
     python -m benchmarks.run                                   # colored_mnist, both regimes, 5 seeds
     python -m benchmarks.run --benchmarks colored_mnist,waterbirds_like --seeds 3
-    python -m benchmarks.run --seed-list 0,7 --regimes correlated --params erm_training.epochs=2
+    python -m benchmarks.run --seed-list 0,7 --regimes correlated --params erm_training.modes.finetune.epochs=2
     python -m benchmarks.run --report-only                     # re-render from results/runs.csv
     python -m benchmarks.run --resume PARENT_RUN_ID            # keep finished child runs, run the rest
 

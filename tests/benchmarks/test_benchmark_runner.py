@@ -80,7 +80,7 @@ def test_one_tiny_seed_end_to_end(tmp_path):
     shutil.copy2(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
     (project / "conf" / "local").mkdir()
     reduced = ["data_versioning.split_sizes.train=400", "data_versioning.split_sizes.val=200",
-               "data_versioning.split_sizes.test=200", "erm_training.epochs=2",
+               "data_versioning.split_sizes.test=200", "erm_training.modes.finetune.epochs=2",
                "neurontune_regulation.tuning.grid.threshold=[0.0]", "neurontune_regulation.tuning.grid.rule=[all]",
                "neurontune_regulation.tuning.grid.weight_decay=[0.001]", "baselines.methods.dfr.n_refits=2",
                "baselines.methods.dfr_groupfree.n_refits=2", "baselines.methods.jtt_last_layer.upweights=[5.0]",

@@ -21,7 +21,8 @@ def parameters():
     names = ["data_versioning", "erm_training", "embedding_caching", "neuron_identification", "neurontune_regulation"]
     params = {name: base_parameters(name) for name in names}
     params["data_versioning"]["split_sizes"] = {"train": 240, "val": 160, "test": 120}
-    params["erm_training"].update(epochs=2, device="cpu")
+    params["erm_training"]["device"] = "cpu"
+    params["erm_training"]["modes"]["finetune"]["epochs"] = 2
     params["embedding_caching"]["device"] = "cpu"
     params["neurontune_regulation"]["tuning"]["grid"] = {"threshold": [0.0], "rule": ["any", "per_class"], "weight_decay": [0.001]}
     return params

@@ -30,7 +30,8 @@ def test_modality_runs_end_to_end(env, sizes):
     params["data_versioning"]["split_sizes"] = sizes
     if env == "waterbirds_like":  # two of the six photos keep it quick; tests/data loads all six
         params["data_versioning"]["backgrounds"] = {"natural": ["skimage:grass"], "man_made": ["skimage:brick"]}
-    params["erm_training"].update(epochs=3, device="cpu", batch_size=16)
+    params["erm_training"]["device"] = "cpu"
+    params["erm_training"]["modes"]["linear_probe"].update(epochs=3, batch_size=16)
     tuning = params["neurontune_regulation"]["tuning"]
     tuning["grid"] = {"threshold": tuning["grid"]["threshold"][:2], "rule": ["any"], "weight_decay": [0.01]}
     raw_inputs, raw_metadata = build_benchmark(params["data_versioning"])
