@@ -43,7 +43,7 @@ def test_each_link_resolves(trained_project, lineage):
     assert chain["run"]["run_name"] == "colored_mnist · val 0.5 · seed 0"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=trained_project.path, capture_output=True, text=True).stdout.strip()
     assert chain["code"] == {"git_commit": head, "dirty": False, "resolves": True}
-    assert chain["parameters"]["erm_training.epochs"] == "3"  # the ci environment
+    assert chain["parameters"]["erm_training.modes.finetune.epochs"] == "3"  # the ci environment
     manifest = json.loads((trained_project.path / "data/ci/01_raw/dataset_manifest.json").read_text())
     data = chain["data"]
     assert data["digest"] == data["model_version_digest"] == data["manifest_digest"] == manifest["digest"]
