@@ -69,7 +69,7 @@ def run_explain(arguments: argparse.Namespace, parser: argparse.ArgumentParser) 
     mlflow.set_tracking_uri(arguments.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(project_dir))
     output = arguments.output or project_dir / "explain" / arguments.model_uri.removeprefix("models:/").replace("/", "_").replace("@", "_")
     try:
-        explanation = explain_model(arguments.model_uri, output)
+        explanation = explain_model(arguments.model_uri, output, arguments.run_id)
     except ValueError as error:
         parser.exit(2, f"neurontune explain: {error}\n")
     print(format_explanation(explanation))
@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("model_uri", help="models:/NAME@ALIAS or models:/NAME/VERSION")
     explain.add_argument("--output", type=Path, default=None,
                          help="folder for the galleries and the masked-neuron table (default: explain/NAME_VERSION)")
+    explain.add_argument("--run-id", default=None,
+                         help="read the evidence from this run (default: the run that registered the version)")
     explain.add_argument("--project-dir", type=Path, default=Path.cwd(), help="project root (default: here)")
     explain.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else the project's mlflow.db")
     export = commands.add_parser(

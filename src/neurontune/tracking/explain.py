@@ -32,8 +32,11 @@ TUNE_SET_PARAMETER = "neurontune_regulation.variants.{method}.tune_set"
 THRESHOLD_PARAMETER = "evaluation.mask_quality.auroc_threshold"
 
 
-def explain_model(model_uri: str, output: Path, client: MlflowClient | None = None) -> dict:
+def explain_model(model_uri: str, output: Path, run_id: str | None = None, client: MlflowClient | None = None) -> dict:
     """Rebuild the evidence of ``model_uri`` into ``output``; return what ``format_explanation`` prints.
+
+    The evidence is read from the run that registered the version, or from ``run_id`` (a version
+    registered by a promotion-only run has its heads and galleries in the run that fitted them).
 
     Returns
     -------
@@ -43,7 +46,7 @@ def explain_model(model_uri: str, output: Path, client: MlflowClient | None = No
     """
     client = client or MlflowClient()
     model = _model_version(client, model_uri)
-    method, run_id = model["tags"].get("method"), model["run_id"]
+    method, run_id = model["tags"].get("method"), run_id or model["run_id"]
     if not method or not run_id:
         raise ValueError(f"{model_uri} carries no method tag or run id; register it with the model_promotion pipeline.")
     run = client.get_run(run_id)
@@ -76,7 +79,8 @@ def format_explanation(explanation: dict, n_rows: int = 15) -> str:
             lines.append(f"the registered head is ERM's: it suppresses nothing; below, what {model['method']} would have masked")
     recomputed, recorded = explanation["recomputed"], explanation["recorded"]
     if recomputed is None:
-        lines.append("no neuron AUROC table or head in the run's artifacts: mask quality cannot be rebuilt")
+        lines.append(f"run {model['run_id']} has no head or neuron AUROC table of {model['method']} among its artifacts "
+                     "(a promotion-only run?): name the run that fitted it with --run-id")
     else:
         lines.append(f"mask: {recomputed['n_masked']} of {recomputed['n_neurons']} neurons; attribute neurons "
                      f"(AUROC >= {recomputed['auroc_threshold']:.2f} or <= {1 - recomputed['auroc_threshold']:.2f}): "
