@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
 from neurontune.console import main
+from neurontune.tracking.explain import _rebuild
 
 from .conftest import MODEL_NAME
 
@@ -40,7 +42,25 @@ def test_explain_rebuilds_the_evidence_of_the_registered_method(trained_project,
     table = pd.read_csv(explained / "neurontune_masked_neurons.csv")
     assert len(table) == quality["n_masked"] and table["delta"].is_monotonic_decreasing
     aurocs = pd.read_parquet(reporting / "neuron_aurocs.parquet").set_index("neuron")
-    assert table.set_index("neuron")["attribute_auroc"].equals(aurocs.loc[table["neuron"], "attribute_auroc"])
+    np.testing.assert_allclose(table["attribute_auroc"].to_numpy(float), aurocs.loc[table["neuron"], "attribute_auroc"])
+
+
+def test_the_masked_neuron_table_is_rebuilt_from_head_scores_and_aurocs(tmp_path):
+    """Neurons 1 and 3 masked (3 only in class 1's row); δ from the variant's scored role, largest first."""
+    head, scores, aurocs = tmp_path / "head.npz", tmp_path / "scores.npz", tmp_path / "aurocs.parquet"
+    np.savez(head, weight=np.ones((2, 4)), bias=np.zeros(2), keep=np.array([[1.0, 0.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.0]]))
+    np.savez(scores, ide_scores=np.array([[0.0, 0.2, 0.0, np.nan], [0.0, 0.1, 0.0, 0.7]]),
+             all_scores=np.array([[0.0, 0.9, 0.0, 0.1], [0.0, 0.1, 0.0, 0.3]]))
+    pd.DataFrame({"neuron": range(4), "attribute_auroc": [0.5, 0.9, 0.2, 0.6], "core_auroc": [0.9, 0.5, 0.5, 0.5],
+                  "attribute_neuron": [False, True, True, False]}).to_parquet(aurocs)
+    fetched = {"head": head, "scores": scores, "aurocs": aurocs}
+    params = {"neurontune_regulation.variants.toy.tune_set": "train", "evaluation.mask_quality.auroc_threshold": "0.7"}
+    table, quality = _rebuild(fetched, params, "toy")
+    assert table["neuron"].tolist() == [3, 1] and table["delta"].tolist() == pytest.approx([0.7, 0.2])
+    assert quality["precision"] == 0.5 and quality["recall"] == 0.5 and quality["auroc_threshold"] == 0.7
+    crossfit, _ = _rebuild(fetched, {**params, "neurontune_regulation.variants.toy.tune_set": "val_crossfit"}, "toy")
+    assert crossfit["neuron"].tolist() == [1, 3]  # δ from all of validation: 0.9 vs 0.3
+    assert _rebuild({**fetched, "aurocs": None}, params, "toy") == (None, None)
 
 
 def test_a_promotion_only_version_points_to_the_run_that_fitted_it(explain):

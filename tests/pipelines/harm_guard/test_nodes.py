@@ -1,6 +1,8 @@
 """Do no harm: a retrained head worse than ERM is flagged by evaluation, caught by the label-free guard, and its
 registered model keeps ERM's head."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,3 +89,18 @@ def test_the_guard_covers_every_method_of_the_registry_and_reads_no_group_labels
     assert "raw_metadata" not in pipeline.inputs()
     assert set(tiny_run["harm_guard"]["methods"]) == set(load_registry()) - {"erm"}
     assert set(tiny_run["metrics"][HARM]) == set(load_registry()) - {"erm"}
+
+
+def test_summary_flags_harm_and_the_guard(harmed, tmp_path):
+    from neurontune.console import summarise
+
+    erm_head = harmed["heads"]["erm"].to_dict()
+    decision = guard_against_harm(harmed["val"], harmed["split"], erm_head, GUARD, neurontune=harmed["candidates"])
+    metrics = {name: {"test": {**values["test"], "n_masked": 0}} for name, values in harmed["metrics"].items()}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({**metrics, HARM: assess_harm(harmed["metrics"], decision, HARM_SETTINGS)}))
+    lines = summarise(path).splitlines()
+    (row,) = [line for line in lines if line.startswith("neurontune ")]
+    assert row.endswith("WORSE THAN ERM; guard: ERM head")
+    assert not [line for line in lines if line.startswith("erm ")][0].endswith("ERM head")
+    assert "kept ERM's head for: neurontune" in lines[-1]
