@@ -158,7 +158,7 @@ def _tile(image: np.ndarray) -> np.ndarray:
 
 def _text_panels(table: pd.DataFrame, title: str):
     neurons = _neurons(table)
-    figure, axes = plt.subplots(max(len(neurons), 1), 1, figsize=(12, 1.3 * max(len(neurons), 1) + 0.6), squeeze=False)
+    figure, axes = plt.subplots(max(len(neurons), 1), 1, figsize=(12, 0.85 * max(len(neurons), 1) + 0.8), squeeze=False)
     for axis, neuron in zip(axes[:, 0], neurons.itertuples()):
         axis.set_axis_off()
         top = table[(table["kind"] == neuron.kind) & (table["neuron"] == neuron.neuron) & (table["end"] == "highest")]
