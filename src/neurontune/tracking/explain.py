@@ -21,6 +21,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from neurontune.core import LinearHead
 from neurontune.core.metrics import mask_hits
 from neurontune.pipelines.mask_evidence.pipeline import SCORES_ROLE
 from neurontune.tracking.registry import version_record
@@ -130,8 +131,7 @@ def _rebuild(fetched: dict, params: dict, method: str) -> tuple[pd.DataFrame | N
     if fetched["head"] is None or fetched["aurocs"] is None:
         return None, None
     with np.load(fetched["head"]) as head:
-        keep = head["keep"]
-    masked = (keep if keep.ndim == 1 else keep.min(axis=0)) < 1
+        masked = LinearHead.from_arrays(head["weight"], head["bias"], head["keep"]).suppressed
     aurocs = pd.read_parquet(fetched["aurocs"])
     quality = {**mask_hits(masked, aurocs["attribute_neuron"].to_numpy(dtype=bool)),
                "auroc_threshold": float(params.get(THRESHOLD_PARAMETER, "nan"))}

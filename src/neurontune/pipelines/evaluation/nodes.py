@@ -160,8 +160,7 @@ def assess_mask_quality(embeddings_train: dict, embeddings_val: dict, embeddings
     aurocs["core_neuron"] = extreme_auroc(aurocs["core_auroc"], threshold)
     quality = {}
     for method, head in heads.items():
-        masked = LinearHead.from_arrays(head["weight"], head["bias"], head["keep"]).keep
-        aurocs[f"masked_{method}"] = masked = (masked if masked.ndim == 1 else masked.min(axis=0)) < 1
+        aurocs[f"masked_{method}"] = masked = LinearHead.from_arrays(head["weight"], head["bias"], head["keep"]).suppressed
         quality[method] = _mask_quality(masked, aurocs, threshold)
         logger.info("%s masks %d neurons: attribute precision %.2f (random %.2f), recall %.2f (random %.2f)", method,
                     quality[method]["n_masked"], quality[method]["precision"], quality[method]["random_precision"],

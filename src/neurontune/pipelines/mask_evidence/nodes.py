@@ -68,8 +68,7 @@ def draw_mask_gallery(mask_evidence: pd.DataFrame, raw_inputs: dict, class_label
 
 def masked_neurons(head: dict) -> np.ndarray:
     """Bool (M,): neurons the head suppresses in at least one class row."""
-    keep = LinearHead.from_arrays(head["weight"], head["bias"], head.get("keep")).keep
-    return (keep if keep.ndim == 1 else keep.min(axis=0)) < 1
+    return LinearHead.from_arrays(head["weight"], head["bias"], head.get("keep")).suppressed
 
 
 # --------------------------------------------------------------------------- helpers
