@@ -16,6 +16,7 @@ from neurontune.pipelines.harm_guard.nodes import guard_against_harm
 from neurontune.pipelines.model_promotion.nodes import package_debiased_model
 
 GUARD = {"enabled": True, "criterion": "class", "margin": 0.0}
+GATE = {"split": "test", "min_delta": 0.005, "max_mean_acc_drop": 0.01, "require_same_data": True, "fail_on_refusal": False}
 HARM_SETTINGS = {"split": "test", "tolerance": 0.0}
 PACKAGING = {"method": "neurontune", "registered_model_name": "neurontune-{benchmark}", "input_example_size": 1,
              "requirements": ["numpy"], "serving": {"device": "cpu"}}
@@ -73,7 +74,7 @@ def test_evaluation_flags_the_harm_and_promotion_ships_the_erm_head(harmed, capl
     checkpoint = {"config": model.config, "state_dict": model.state_dict(), "data_digest": None}
     bundle = package_debiased_model(checkpoint, {"inputs": np.zeros((2, 3, 8, 8), np.uint8)},
                                     {**harmed["metrics"], HARM: harm}, {"digest": "d", "class_label_digest": "d"},
-                                    "toy", PACKAGING, decision, **heads)
+                                    "toy", PACKAGING, GATE, decision, **heads)
     assert bundle["head"] is heads["erm_head"] and bundle["evaluation"] == harmed["metrics"]["erm"]
     assert bundle["method"] == "neurontune" and bundle["version_tags"]["guard.fired"] == "true"
     assert bundle["version_tags"]["guard.kept_head"] == "erm" and "selection half" in bundle["version_tags"]["guard.reason"]
