@@ -49,8 +49,9 @@ def test_the_masked_neuron_table_is_rebuilt_from_head_scores_and_aurocs(tmp_path
     """Neurons 1 and 3 masked (3 only in class 1's row); δ from the variant's scored role, largest first."""
     head, scores, aurocs = tmp_path / "head.npz", tmp_path / "scores.npz", tmp_path / "aurocs.parquet"
     np.savez(head, weight=np.ones((2, 4)), bias=np.zeros(2), keep=np.array([[1.0, 0.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.0]]))
+    counts = {f"{role}_{key}": np.array([3, 3]) for role in ("ide", "all") for key in ("n_wrong", "n_right")}
     np.savez(scores, ide_scores=np.array([[0.0, 0.2, 0.0, np.nan], [0.0, 0.1, 0.0, 0.7]]),
-             all_scores=np.array([[0.0, 0.9, 0.0, 0.1], [0.0, 0.1, 0.0, 0.3]]))
+             all_scores=np.array([[0.0, 0.9, 0.0, 0.1], [0.0, 0.1, 0.0, 0.3]]), **counts)
     pd.DataFrame({"neuron": range(4), "attribute_auroc": [0.5, 0.9, 0.2, 0.6], "core_auroc": [0.9, 0.5, 0.5, 0.5],
                   "attribute_neuron": [False, True, True, False]}).to_parquet(aurocs)
     fetched = {"head": head, "scores": scores, "aurocs": aurocs}

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from neurontune.core import LinearHead
 from neurontune.core.metrics import mask_hits
 from neurontune.pipelines.mask_evidence.pipeline import SCORES_ROLE
+from neurontune.pipelines.neuron_identification.nodes import neuron_scores_of
 from neurontune.tracking.registry import version_record
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -146,6 +147,6 @@ def _deltas(scores_path: Path | None, role: str, masked: np.ndarray) -> np.ndarr
     if scores_path is None:
         return np.full(int(masked.sum()), np.nan)
     with np.load(scores_path) as scores:
-        delta = scores[f"{role}_scores"][:, masked]
+        delta = neuron_scores_of({key: scores[key] for key in scores.files}, role).scores[:, masked]
     scored = np.isfinite(delta).any(axis=0)
     return np.where(scored, np.max(np.where(np.isfinite(delta), delta, -np.inf), axis=0), np.nan)
