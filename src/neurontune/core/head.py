@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from neurontune.core._chunked import check_chunk_size, check_row_source, iter_row_chunks
 from neurontune.core._validation import (
     check_choice,
     check_embeddings,
@@ -18,7 +19,7 @@ from neurontune.core._validation import (
 )
 from neurontune.core.groups import balanced_sample_weights
 
-SOLVERS = ("sgd", "lbfgs")
+SOLVERS = ("sgd", "lbfgs", "lbfgs_chunked")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def retrain_head(
     batch_size: int = 128,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    chunk_size: int = 65536,
 ) -> LinearHead:
     """Retrain a linear head on class-balanced, suppressed embeddings with cross-entropy.
 
@@ -132,24 +134,30 @@ def retrain_head(
         redistributing it within a class. False: ``sample_weight`` alone.
     anchor_strength : float
         L2 pull of weight and bias toward ``init`` (requires ``init``); 0 = none.
-    solver : {"sgd", "lbfgs"}
+    solver : {"sgd", "lbfgs", "lbfgs_chunked"}
         ``sgd``: SGD with momentum on class-balanced mini-batches (the authors'
         framework). ``lbfgs``: full-batch class-weighted L2 logistic regression,
-        the same objective solved deterministically.
+        the same objective solved deterministically. ``lbfgs_chunked``: the same
+        L-BFGS, its loss and gradient summed over blocks of ``chunk_size`` rows, so
+        ``embeddings`` may be an ``np.memmap`` larger than memory (one read of it
+        per function evaluation); equal to ``lbfgs`` up to float rounding.
     epochs, learning_rate, momentum, weight_decay, batch_size
         Optimisation settings (``weight_decay`` is the L2 strength on the weight).
     seed : int
         Seeds the batch sampler of ``sgd``; results are identical for a seed.
     device : str or torch.device
+    chunk_size : int
+        Rows per block for ``lbfgs_chunked``.
 
     Returns
     -------
     LinearHead
     """
-    embeddings = check_embeddings(embeddings, "embeddings")
+    check_choice(solver, SOLVERS, "solver")
+    chunked = solver == "lbfgs_chunked"
+    embeddings = check_row_source(embeddings, "embeddings") if chunked else check_embeddings(embeddings, "embeddings")
     n_classes = check_n_classes(n_classes)
     y = check_labels(y, n_classes, "y", n_samples=embeddings.shape[0])
-    check_choice(solver, SOLVERS, "solver")
     n_neurons = embeddings.shape[1]
     mask = np.zeros(n_neurons, dtype=bool) if mask is None else check_mask(mask, n_classes, n_neurons)
     keep = keep_from_mask(mask, suppression_scale)
@@ -166,6 +174,14 @@ def retrain_head(
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     if learning_rate <= 0 or weight_decay < 0:
         raise ValueError(f"learning_rate must be > 0 and weight_decay >= 0; got {learning_rate} and {weight_decay}.")
+    if chunked:
+        weight, bias = _solve_lbfgs_chunked(
+            embeddings, torch.as_tensor(y, device=device), torch.as_tensor(keep, dtype=torch.float32, device=device),
+            torch.as_tensor(weights, dtype=torch.float32, device=device), n_classes, init,
+            anchor_strength=float(anchor_strength), epochs=epochs, weight_decay=weight_decay,
+            chunk_size=check_chunk_size(chunk_size), device=device,
+        )
+        return LinearHead.from_arrays(weight, bias, keep)
     solve = _solve_sgd if solver == "sgd" else _solve_lbfgs
     weight, bias = solve(
         torch.as_tensor(embeddings, dtype=torch.float32, device=device),
@@ -248,6 +264,37 @@ def _solve_lbfgs(x, y, keep, sample_weights, n_classes, init, *, anchor_strength
         loss = loss + _anchor_penalty(weight, bias, init, anchor_strength)
         loss.backward()
         return loss
+
+    optimizer.step(closure)
+    return weight.detach().cpu().numpy(), bias.detach().cpu().numpy()
+
+
+def _solve_lbfgs_chunked(source, y, keep, sample_weights, n_classes, init, *, anchor_strength, epochs, weight_decay,
+                         chunk_size, device):
+    """:func:`_solve_lbfgs` with the data term summed block by block: each closure reads ``source`` once."""
+    weight, bias = _initial_parameters(n_classes, source.shape[1], init, device)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=20 * epochs, line_search_fn="strong_wolfe")
+    n_samples, checked = source.shape[0], False
+
+    def closure():
+        nonlocal checked
+        optimizer.zero_grad()
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for start, block in iter_row_chunks(source, chunk_size):
+            x = torch.from_numpy(block).to(device=device, dtype=torch.float32)
+            if not checked and not torch.isfinite(x).all():
+                bad = int(x.numel() - torch.isfinite(x).sum())
+                raise ValueError(f"embeddings contains {bad} NaN/inf values in rows {start}..{start + len(block) - 1}; "
+                                 "embeddings must be finite.")
+            rows = slice(start, start + len(block))
+            losses = torch.nn.functional.cross_entropy(x @ (weight * keep).T + bias, y[rows], reduction="none")
+            part = (losses * sample_weights[rows]).sum() / n_samples
+            part.backward()
+            total += part.detach()
+        checked = True
+        penalty = 0.5 * weight_decay * (weight * keep).pow(2).sum() + _anchor_penalty(weight, bias, init, anchor_strength)
+        penalty.backward()
+        return (total + penalty.detach()).float()
 
     optimizer.step(closure)
     return weight.detach().cpu().numpy(), bias.detach().cpu().numpy()

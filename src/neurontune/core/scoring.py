@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurontune.core._chunked import check_chunk_size, check_row_source, group_medians
 from neurontune.core._validation import check_choice, check_embeddings, check_labels, check_n_classes
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class NeuronScores:
         return (self.n_wrong > 0) & (self.n_right > 0)
 
 
-def score_neurons(embeddings, y, y_pred, n_classes: int) -> NeuronScores:
+def score_neurons(embeddings, y, y_pred, n_classes: int, *, chunk_size: int | None = None) -> NeuronScores:
     """Score every neuron for every class by how much more it fires on misclassified samples.
 
     ``δ_i^y = median{v_i : ŷ ≠ y} − median{v_i : ŷ = y}`` over the class-``y``
@@ -52,6 +53,10 @@ def score_neurons(embeddings, y, y_pred, n_classes: int) -> NeuronScores:
     y_pred : array of int, shape (N,)
         ERM predictions.
     n_classes : int
+    chunk_size : int, optional
+        Read ``embeddings`` (an array or an ``np.memmap`` of the embedding store)
+        this many rows at a time, so memory stays flat in N; the scores equal the
+        in-memory ones exactly. None (default) loads the whole array.
 
     Returns
     -------
@@ -59,6 +64,8 @@ def score_neurons(embeddings, y, y_pred, n_classes: int) -> NeuronScores:
         A class with no wrong or no right sample gets a NaN row and a warning
         naming the class and the counts.
     """
+    if chunk_size is not None:
+        return _score_chunked(embeddings, y, y_pred, n_classes, chunk_size)
     embeddings = check_embeddings(embeddings, "embeddings")
     n_classes = check_n_classes(n_classes)
     y = check_labels(y, n_classes, "y", n_samples=embeddings.shape[0])
@@ -75,16 +82,41 @@ def _compute_scores(embeddings, y, y_pred, n_classes) -> NeuronScores:
         wrong = in_class & (y_pred != label)
         right = in_class & (y_pred == label)
         n_wrong[label], n_right[label] = wrong.sum(), right.sum()
-        if n_wrong[label] == 0 or n_right[label] == 0:
-            message = (
-                f"class {label} is not scored: it has {n_wrong[label]} misclassified and {n_right[label]} "
-                "correctly classified identification samples; both must be non-zero."
-            )
-            warnings.warn(message, UserWarning, stacklevel=3)
-            logger.warning(message)
+        if _warn_unscored(label, n_wrong[label], n_right[label]):
             continue
         scores[label] = np.median(embeddings[wrong], axis=0) - np.median(embeddings[right], axis=0)
     return NeuronScores(scores=scores, n_wrong=n_wrong, n_right=n_right)
+
+
+def _warn_unscored(label, n_wrong, n_right) -> bool:
+    """Warn and return True when class ``label`` lacks wrong or right samples."""
+    if n_wrong > 0 and n_right > 0:
+        return False
+    message = (
+        f"class {label} is not scored: it has {n_wrong} misclassified and {n_right} "
+        "correctly classified identification samples; both must be non-zero."
+    )
+    warnings.warn(message, UserWarning, stacklevel=4)
+    logger.warning(message)
+    return True
+
+
+def _score_chunked(embeddings, y, y_pred, n_classes, chunk_size) -> NeuronScores:
+    """:func:`_compute_scores` reading the embeddings a block of rows at a time (exact medians, see ``group_medians``)."""
+    embeddings = check_row_source(embeddings, "embeddings")
+    n_classes = check_n_classes(n_classes)
+    y = check_labels(y, n_classes, "y", n_samples=embeddings.shape[0])
+    y_pred = check_labels(y_pred, n_classes, "y_pred", n_samples=embeddings.shape[0])
+    chunk_size = check_chunk_size(chunk_size)
+    right = y_pred == y
+    n_wrong = np.bincount(y[~right], minlength=n_classes)
+    n_right = np.bincount(y[right], minlength=n_classes)
+    scored = np.array([not _warn_unscored(label, n_wrong[label], n_right[label]) for label in range(n_classes)])
+    groups = np.where(scored[y], 2 * y + right, -1)  # group 2y: class y wrong, 2y + 1: class y right
+    medians = group_medians(embeddings, groups, 2 * n_classes, chunk_size)
+    scores = np.full((n_classes, embeddings.shape[1]), np.nan)
+    scores[scored] = (medians[0::2] - medians[1::2])[scored]
+    return NeuronScores(scores=scores, n_wrong=n_wrong.astype(np.int64), n_right=n_right.astype(np.int64))
 
 
 def select_biased_neurons(scores, threshold: float = 0.0, rule: str = "all") -> np.ndarray:

@@ -39,12 +39,16 @@ def train_erm(
     seed: int,
     device: torch.device,
     mode: str = "finetune",
+    group=None,
 ) -> tuple[nn.Module, list[dict]]:
     """Train ``build_model(config)`` by ERM and return the best-validation-accuracy model and the history.
 
     ``mode`` is ``finetune`` (every weight trains; mixed precision on CUDA) or
     ``linear_probe`` (a pretrained backbone stays frozen in eval mode; its embeddings
     are extracted once, batch by batch, and only the head trains on them).
+    ``group`` (a :class:`neurontune.models.distributed.ProcessGroup`, set inside a
+    distributed worker; ``finetune`` only) trains this rank's share of every batch with
+    DistributedDataParallel.
 
     Returns
     -------
@@ -77,21 +81,33 @@ def train_erm(
                 return model.head(val_features.to(device)).float().cpu().numpy()
     else:
         trainable = model
+        step_size = batch_size if group is None else batch_size // group.world_size
+        val_rows = slice(0, len(val_labels)) if group is None else group.shard(len(val_labels), batch_size)
 
         def batches(order, description):
             model.train()
-            return iterate_batches(model, train_inputs, batch_size, device, order, description)
+            return iterate_batches(model, train_inputs, step_size, device, order, description)
 
         def predict_val():
-            return embed_and_predict(model, val_inputs, batch_size, device)[1]
+            if val_rows.start == val_rows.stop:  # a rank with no validation batch
+                return np.empty((0, model.head.out_features), dtype=np.float32)
+            return embed_and_predict(model, val_inputs[val_rows], batch_size, device)[1]
 
+        val_labels = val_labels[val_rows]
     history = _fit(trainable, batches, predict_val, train_labels, val_labels, epochs=epochs, learning_rate=learning_rate,
-                   weight_decay=weight_decay, rng=np.random.default_rng(seed), device=device)
+                   weight_decay=weight_decay, rng=np.random.default_rng(seed), device=device, group=group,
+                   batch_size=batch_size)
     return model.cpu().eval(), history
 
 
-def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, learning_rate, weight_decay, rng, device):
-    """The epoch loop shared by both modes; restores ``trainable``'s best-validation-accuracy weights."""
+def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, learning_rate, weight_decay, rng, device,
+         group=None, batch_size=None):
+    """The epoch loop shared by both modes; restores ``trainable``'s best-validation-accuracy weights.
+
+    With ``group`` each rank trains its slice of every global batch through DDP and the
+    epoch's figures are summed over ranks (see :mod:`neurontune.models.distributed`).
+    """
+    forward = trainable if group is None else group.wrap(trainable)
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=learning_rate, weight_decay=weight_decay)
     half = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     autocast = torch.autocast(device_type="cuda", dtype=half, enabled=device.type == "cuda")
@@ -99,11 +115,13 @@ def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, l
     labels = torch.as_tensor(train_labels, dtype=torch.long)
     history, best_accuracy, best_state = [], -1.0, None
     for epoch in tqdm(range(1, epochs + 1), desc="ERM epochs", unit="epoch"):
-        total_loss, total_correct = 0.0, 0
-        for indices, batch in batches(rng.permutation(len(train_labels)), f"epoch {epoch}"):
+        total_loss, total_correct, order = 0.0, 0, rng.permutation(len(train_labels))
+        if group is not None:
+            order = group.local_order(order, batch_size)
+        for indices, batch in batches(order, f"epoch {epoch}"):
             target = labels[indices].to(device)
             with autocast:
-                logits = trainable(batch).float()
+                logits = forward(batch).float()
             loss = nn.functional.cross_entropy(logits, target)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -116,11 +134,18 @@ def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, l
             scaler.update()
             total_loss += loss.item() * len(indices)
             total_correct += int((logits.argmax(1) == target).sum())
-        val_accuracy = float(np.mean(predict_val().argmax(1) == val_labels))
+        if group is None:
+            val_accuracy = float(np.mean(predict_val().argmax(1) == val_labels))
+            n_trained = len(train_labels)
+        else:  # every rank gets the same totals, hence the same best epoch
+            val_correct = int(np.sum(predict_val().argmax(1) == val_labels))  # this rank's validation shard
+            total_loss, total_correct, val_correct, n_trained, n_val = group.sum(
+                [total_loss, total_correct, val_correct, len(order), len(val_labels)])
+            val_accuracy = float(val_correct / n_val)
         history.append({
             "epoch": epoch,
-            "train_loss": total_loss / len(train_labels),
-            "train_accuracy": total_correct / len(train_labels),
+            "train_loss": total_loss / n_trained,
+            "train_accuracy": total_correct / n_trained,
             "val_accuracy": val_accuracy,
         })
         logger.info("ERM epoch %d: %s", epoch, history[-1])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
 from neurontune.data.tables import CLASS_LABEL_COLUMNS, split_arrays, validate_metadata
 from neurontune.models.backbones import model_checkpoint
 from neurontune.models.devices import resolve_device
+from neurontune.models.distributed import DistributedSettings, train_erm_distributed
 from neurontune.models.training import train_erm
 
 
@@ -18,7 +21,9 @@ def train_erm_model(
     validate_metadata(class_labels, erm["model"]["n_classes"], CLASS_LABEL_COLUMNS, "class_labels")
     train_x, train_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "train")
     val_x, val_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "val")
-    model, history = train_erm(
+    settings = DistributedSettings.from_config(erm.get("distributed"))
+    train = partial(train_erm_distributed, settings) if settings.enabled else train_erm
+    model, history = train(
         erm["model"], train_x, train_y, val_x, val_y,
         epochs=erm["epochs"], learning_rate=erm["learning_rate"], weight_decay=erm["weight_decay"],
         batch_size=erm["batch_size"], seed=erm["seed"], device=resolve_device(erm["device"]), mode=erm["mode"],
