@@ -36,7 +36,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 WIDTH = 2048
 PLANTED = 1234  # the spurious neuron: fires with the attribute a, which the ERM predictions follow
 N_CORE = 8  # neurons 0..7 carry the class, weakly
-BLOCK = 65536  # rows generated (and seeded) together
+BLOCK = 8192  # rows generated (and seeded) together
 CHUNK_ROWS = 16384  # rows per block read by the chunked paths
 CORRELATION = 0.9  # P(a = y)
 THRESHOLD = 0.25  # λ of the reported mask (rule "any")
@@ -50,22 +50,26 @@ class SyntheticEmbeddings:
         self.shape, self.dtype, self.ndim = (len(y), width), np.dtype(np.float32), 2
 
     def __getitem__(self, rows: slice) -> np.ndarray:
-        if rows.start % BLOCK or (rows.stop - rows.start) > BLOCK:
-            raise ValueError(f"SyntheticEmbeddings is read in aligned blocks of {BLOCK} rows; got {rows}.")
-        stop = min(rows.stop, self.shape[0])
-        rng = np.random.default_rng([self.seed, rows.start // BLOCK])
-        values = rng.standard_normal((stop - rows.start, self.shape[1]), dtype=np.float32)
+        start, stop = rows.start or 0, min(rows.stop, self.shape[0])
+        first = start - start % BLOCK
+        blocks = [self._block(begin) for begin in range(first, stop, BLOCK)]
+        return np.concatenate(blocks)[start - first : stop - first]
+
+    def _block(self, start: int) -> np.ndarray:
+        stop = min(start + BLOCK, self.shape[0])
+        rng = np.random.default_rng([self.seed, start // BLOCK])
+        values = rng.standard_normal((stop - start, self.shape[1]), dtype=np.float32)
         values += 0.3
-        y, a = self.y[rows.start : stop, None], self.a[rows.start : stop]
-        values[:, :N_CORE] += 0.8 * y
-        values[:, PLANTED] = 0.5 * values[:, PLANTED] + 2.0 * a
+        values[:, :N_CORE] += 0.8 * self.y[start:stop, None]
+        values[:, PLANTED] = 0.5 * values[:, PLANTED] + 2.0 * self.a[start:stop]
         return np.maximum(values, 0.0, out=values)
 
 
-def write_cache(directory: Path, n: int, seed: int) -> dict:
+def phase_write(directory: Path, options) -> dict:
     """Labels, an attribute correlated with them, ERM logits that follow the attribute, and the embeddings (float16)."""
     from neurontune.io.embedding_store import NpyStoreDataset
 
+    n, seed = options.n, options.n
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)
     a = np.where(rng.random(n) < CORRELATION, y, 1 - y)
@@ -74,7 +78,7 @@ def write_cache(directory: Path, n: int, seed: int) -> dict:
     start = time.perf_counter()
     NpyStoreDataset(str(directory), dtypes={"embeddings": "float16"}).save(
         {"embeddings": SyntheticEmbeddings(y, a, WIDTH, seed), "y": y, "logits": logits})
-    return {"write_s": time.perf_counter() - start, "error_rate": float(np.mean(logits.argmax(1) != y))}
+    return {"wall_s": time.perf_counter() - start, "error_rate": float(np.mean(logits.argmax(1) != y))}
 
 
 # ---- phases, each run in a fresh interpreter --------------------------------------------------------------------
@@ -122,15 +126,26 @@ def phase_regulate(store: Path, options) -> dict:
     return {"wall_s": wall}
 
 
-PHASES = {"read": phase_read, "identify": phase_identify, "regulate": phase_regulate}
+def phase_imports(store: Path, _options) -> dict:
+    """What the other phases hold before touching data: the interpreter, numpy, torch, Kedro (the store's base class)."""
+    import neurontune.core  # noqa: F401
+    import neurontune.io.embedding_store  # noqa: F401
+
+    return {"wall_s": 0.0}
+
+
+PHASES = {"write": phase_write, "read": phase_read, "identify": phase_identify, "regulate": phase_regulate,
+          "imports": phase_imports}
 
 
 def run_phase(phase: str, store: Path, *, chunked: bool = False, output: Path | None = None, epochs: int = 1,
-              cold: bool = True) -> dict:
+              cold: bool = True, n: int = 0) -> dict:
+    """One phase in a fresh interpreter. This parent stays small (numpy only): Linux carries a parent's peak RSS
+    into a child's ``ru_maxrss`` across fork and exec, so a large parent would inflate every figure."""
     if cold:
         evict(store / "embeddings.npy")
     command = [sys.executable, "-m", "benchmarks.scale", "--phase", phase, "--store", str(store), "--epochs", str(epochs),
-               "--result", str(output or store / "unused.npy")] + (["--chunked"] if chunked else [])
+               "--n", str(n), "--result", str(output or store.parent / "unused.npy")] + (["--chunked"] if chunked else [])
     result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(PROJECT / "src")})
     if result.returncode != 0:
@@ -148,6 +163,14 @@ def evict(path: Path) -> None:
         os.close(descriptor)
 
 
+def peak_resident_kb() -> int:
+    """VmHWM of this process (Linux): the peak of its own address space, a cross-check of ``ru_maxrss``."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return -1
+
+
 def load_average() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
@@ -155,14 +178,15 @@ def load_average() -> str:
 def measure(n: int, workdir: Path, repeats: int, memory_limit_gb: float, epochs: int) -> dict:
     store = workdir / f"cache_{n}"
     row = {"n": n, "load_before": load_average()}
-    row.update(write_cache(store, n, seed=n))
+    row["write"] = run_phase("write", store, cold=False, n=n)
     row["cache_gb"] = (store / "embeddings.npy").stat().st_size / 1e9
-    in_memory_gb = 4.5 * n * WIDTH * 4 / 1e9  # float16 + float32 copies and the solvers' temporaries
+    in_memory_gb = 3 * n * WIDTH * 4 / 1e9  # float16 + float32 copies and temporaries (2.2 GB per 100k rows measured)
     row["in_memory_fits"] = in_memory_gb <= memory_limit_gb
     reads, identifications = [], []
     for _ in range(repeats):  # alternate, so both see the same machine load
         reads.append(run_phase("read", store))
         identifications.append(run_phase("identify", store, chunked=True, output=workdir / "chunked.npy"))
+    row["imports"] = run_phase("imports", store, cold=False)
     row["read"] = reads
     row["identify_chunked"] = identifications
     if row["in_memory_fits"]:
@@ -202,24 +226,26 @@ def report(rows: list[dict], arguments) -> str:
         "in the last table). Synthetic caches: N x 2048 float16 embeddings (`NpyStoreDataset`), two classes, "
         f"an attribute a with P(a = y) = {CORRELATION}, ERM predictions that follow a (error rate in the last table), "
         f"and neuron {PLANTED} planted to fire with a. Every phase runs in a fresh process; peak RSS is "
-        "`ru_maxrss` of that process (the Python interpreter with numpy and torch imported is about 0.3 GB of it). "
+        f"`ru_maxrss` of that process ({gb(rows[0]['imports']['max_rss_kb'])} GB of it is the interpreter with numpy, torch "
+        "and Kedro imported, before any data). "
         "Before each sequential read and each identification the file is evicted from the page cache, so both "
         f"start from storage; figures are medians of {arguments.repeats} alternating repeats. Identification reads "
         f"{CHUNK_ROWS:,} rows per block.",
         "",
-        "| N | cache GB | sequential read s | identification (chunked) s | peak RSS GB | / read | s per 1M rows "
+        "| N | cache GB | sequential read s | identification (chunked) s | peak RSS GB (VmHWM) | / read | s per 1M rows "
         "| in memory s | in memory RSS GB | scores identical | planted rank | selected (λ=0.25, any) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         read, ident = median(row["read"], "wall_s"), median(row["identify_chunked"], "wall_s")
         rss = max(r["max_rss_kb"] for r in row["identify_chunked"])
+        hwm = max(r["vm_hwm_kb"] for r in row["identify_chunked"])
         first = row["identify_chunked"][0]
         memory = row.get("identify_in_memory")
         memory_cells = (f"{memory['wall_s']:.2f} | {gb(memory['max_rss_kb'])} | {'yes' if row['scores_identical'] else 'NO'}"
                         if memory else "skipped¹ | skipped¹ | –")
         lines.append(
-            f"| {row['n']:,} | {row['cache_gb']:.2f} | {read:.2f} | {ident:.2f} | {gb(rss)} | {ident / read:.2f} | "
+            f"| {row['n']:,} | {row['cache_gb']:.2f} | {read:.2f} | {ident:.2f} | {gb(rss)} ({gb(hwm)}) | {ident / read:.2f} | "
             f"{ident / row['n'] * 1e6:.1f} | {memory_cells} | {first['planted_rank']} | "
             f"{'yes' if first['planted_selected'] else 'NO'} ({first['n_selected']} neurons) |")
     lines += [
@@ -240,14 +266,15 @@ def report(rows: list[dict], arguments) -> str:
     lines += [
         "",
         f"¹ Skipped where the in-memory path would need more than {arguments.memory_limit_gb:g} GB (about "
-        "4.5 x N x 2048 x 4 bytes: the float16 array, its float32 copy and the solver's temporaries; 37 GB at 1M) "
-        "on a 24 GB machine shared with other jobs.",
+        "3 x N x 2048 x 4 bytes: the float16 array, its float32 copy and the temporaries; 25 GB at 1M, extrapolating "
+        "the 100k row) on a 24 GB machine shared with other jobs.",
         "",
-        "| N | write s | ERM error rate | every read s | every chunked identification s | load before | load after |",
+        "| N | write s (peak RSS) | ERM error rate | every read s | every chunked identification s | load before | load after |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        lines.append(f"| {row['n']:,} | {row['write_s']:.1f} | {row['error_rate']:.3f} | {walls(row['read'])} | "
+        lines.append(f"| {row['n']:,} | {row['write']['wall_s']:.1f} ({gb(row['write']['max_rss_kb'])} GB) | "
+                     f"{row['write']['error_rate']:.3f} | {walls(row['read'])} | "
                      f"{walls(row['identify_chunked'])} | {row['load_before']} | {row['load_after']} |")
     return "\n".join(lines) + "\n"
 
@@ -265,10 +292,12 @@ def main(argv=None) -> int:
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--chunked", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.phase:  # a child: one phase, one JSON line
         result = PHASES[arguments.phase](arguments.store, arguments)
         result["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result["vm_hwm_kb"] = peak_resident_kb()
         print(json.dumps(result))
         return 0
     needed = max(arguments.sizes) * WIDTH * 2 / 1e9 * 1.1

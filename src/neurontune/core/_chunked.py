@@ -1,9 +1,9 @@
 """Out-of-core building blocks: read an (N, M) embedding array a block of rows at a time.
 
 The source is anything with ``shape``, ``dtype`` and row slicing (an ndarray, or the
-``np.memmap`` the embedding store returns). Each block is copied out and, for a
-memory map, the pages already consumed are dropped from this process's mapping, so
-resident memory stays at one block whatever N is (the data remain in the page cache).
+``np.memmap`` the embedding store returns). A whole memory map is read with plain file
+reads, so nothing is mapped into the process; resident memory stays at a few blocks
+whatever N is (the data stay in the page cache, not in this process).
 
 :func:`group_medians` gives the exact per-group, per-neuron medians that
 ``np.median`` would give, without holding the array in memory.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
@@ -213,24 +214,27 @@ def _column_block_medians(source, groups, counts, chunk_rows, columns, medians, 
 _FINITE_KEYS = (-31744, 31743)
 
 
-def _keys(block: np.ndarray) -> np.ndarray:
-    bits = block.view(np.int16)
-    keys = bits >> 15
-    keys &= np.int16(0x7FFF)
-    keys ^= bits
+def _keys(block: np.ndarray, name: str, start: int) -> np.ndarray:
+    """Order-preserving int16 keys of a float16 block; raises on NaN/inf."""
+    bits = np.ascontiguousarray(block).view(np.int16)
+    low, high = bits.min(), bits.max()
+    if low >= 0:  # no negative value (ReLU embeddings): the bits already order like the values
+        keys = bits
+    else:
+        keys = bits >> 15
+        keys &= np.int16(0x7FFF)
+        keys ^= bits
+        low, high = keys.min(), keys.max()
+    if low < _FINITE_KEYS[0] or high > _FINITE_KEYS[1]:
+        bad = int(np.count_nonzero((keys < _FINITE_KEYS[0]) | (keys > _FINITE_KEYS[1])))
+        raise ValueError(f"{name} contains {bad} NaN/inf values in rows {start}..{start + len(keys) - 1}; "
+                         "embeddings must be finite.")
     return keys
 
 
 def _values(keys: np.ndarray) -> np.ndarray:
     keys = np.asarray(keys, dtype=np.int16)
     return (keys ^ ((keys >> 15) & np.int16(0x7FFF))).view(np.float16)
-
-
-def _check_finite_keys(keys: np.ndarray, name: str, start: int) -> None:
-    if keys.min() < _FINITE_KEYS[0] or keys.max() > _FINITE_KEYS[1]:
-        bad = int(np.count_nonzero((keys < _FINITE_KEYS[0]) | (keys > _FINITE_KEYS[1])))
-        raise ValueError(f"{name} contains {bad} NaN/inf values in rows {start}..{start + len(keys) - 1}; "
-                         "embeddings must be finite.")
 
 
 def _middle_ranks(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -248,9 +252,7 @@ def _sample_brackets(source, groups, counts, chunk_rows, sample_rows, bracket_z,
     keys, sample_groups = [], []
     for start in starts:
         for first, block in iter_row_chunks(source, chunk_rows, slice(int(start), int(start) + piece)):
-            block_keys = _keys(block)
-            _check_finite_keys(block_keys, name, first)
-            keys.append(block_keys)
+            keys.append(_keys(block, name, first))
             sample_groups.append(groups[first : first + len(block)])
     keys, sample_groups = np.concatenate(keys), np.concatenate(sample_groups)
     n_groups = len(counts)
@@ -290,19 +292,30 @@ def _float16_medians(source, groups, counts, chunk_rows, medians, sample_rows, b
     hi = np.minimum(lo.astype(np.int64) + width, np.iinfo(np.int16).max).astype(np.int16)  # exclusive; keys < 31744
     present = np.flatnonzero(counts)
 
+    scratch = threading.local()  # per-thread buffers: fresh block-sized temporaries each time cost page faults
+
+    def buffer(key, shape, dtype):
+        held = getattr(scratch, key, None)
+        size = int(np.prod(shape))
+        if held is None or held.size < size:
+            held = np.empty(size, dtype=dtype)
+            setattr(scratch, key, held)
+        return held[:size].reshape(shape)
+
     def count(start, block):
-        keys = _keys(block)
-        _check_finite_keys(keys, name, start)
+        keys = _keys(block, name, start)
         block_groups = groups[start : start + len(block)]
         below, bins = np.zeros((n_groups, n_neurons), dtype=np.int64), []
         for group in present:
             rows = np.flatnonzero(block_groups == group)
             if rows.size == 0:
                 continue
-            group_keys = keys[rows] if rows.size < len(keys) else keys
-            at_least = group_keys >= lo[group]
+            shape = (rows.size, n_neurons)
+            group_keys = keys if rows.size == len(keys) else np.take(keys, rows, axis=0, out=buffer("keys", shape, np.int16))
+            at_least = np.greater_equal(group_keys, lo[group], out=buffer("at_least", shape, bool))
             below[group] = rows.size - np.add.reduce(at_least.view(np.int8), axis=0, dtype=np.int32)
-            inside = np.flatnonzero(at_least & (group_keys < hi[group]))
+            inside = np.less(group_keys, hi[group], out=buffer("inside", shape, bool))
+            inside = np.flatnonzero(np.logical_and(inside, at_least, out=inside))
             column = inside % n_neurons
             bins.append(column_offsets[group][column] + (group_keys.ravel()[inside] - lo[group][column]))
         return below, bins
@@ -331,9 +344,13 @@ def _medians_from_histogram(histogram, offsets, lo, below, counts, medians) -> n
     """Read the middle ranks off the in-bracket histograms; return where a rank fell outside its bracket."""
     n_groups, n_neurons = medians.shape
     column_offsets = offsets[:-1].reshape(n_groups, n_neurons)
-    cumulative = np.cumsum(histogram)
-    start_count = np.concatenate([[0], cumulative])[offsets[:-1]].reshape(n_groups, n_neurons)
-    inside_count = np.concatenate([[0], cumulative])[offsets[1:]].reshape(n_groups, n_neurons) - start_count
+    cumulative = np.cumsum(histogram, out=histogram)  # in place: the histogram is the largest array here
+
+    def counted_before(positions):
+        return np.where(positions > 0, cumulative[np.maximum(positions - 1, 0)], 0).reshape(n_groups, n_neurons)
+
+    start_count = counted_before(offsets[:-1])
+    inside_count = counted_before(offsets[1:]) - start_count
     scored = counts[:, None] > 0
     missed = np.zeros((n_groups, n_neurons), dtype=bool)
     middle = []

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
-#: rows copied per step when writing, so saving a memory-mapped array never loads it whole
-WRITE_BLOCK_ROWS = 65536
+#: bytes copied per step when writing, so saving a memory-mapped (or lazy) array never loads it whole
+WRITE_BLOCK_BYTES = 64 << 20
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -40,6 +40,9 @@ def replace_directory(path: Path, write) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o777 & ~umask)  # mkdtemp's 0700 would hide the cache from a team sharing the storage
     try:
         write(temporary)
         if path.exists():
@@ -55,20 +58,28 @@ def replace_directory(path: Path, write) -> None:
 
 
 def write_npy(path: Path, array, dtype=None) -> None:
-    """Write ``array`` (any array-like, e.g. a memmap) to ``path`` as ``.npy``, block by block, cast to ``dtype``."""
+    """Write ``array`` (any array-like, e.g. a memmap) to ``path`` as ``.npy``, block by block, cast to ``dtype``.
+
+    Plain file writes, not a writable memory map: the written pages go to the page cache
+    and never count against this process, however large the array.
+    """
     array = array if hasattr(array, "shape") and hasattr(array, "dtype") else np.asarray(array)
     dtype = np.dtype(array.dtype if dtype is None else dtype)
     if array.ndim == 0 or array.dtype.hasobject or dtype.hasobject:
         np.save(path, np.asarray(array, dtype=dtype), allow_pickle=False)
         return
-    target = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(array.shape))
-    try:
-        for start in range(0, array.shape[0], WRITE_BLOCK_ROWS):
-            block = np.asarray(array[start : start + WRITE_BLOCK_ROWS])
-            target[start : start + len(block)] = _cast(block, dtype, path.stem, start)
-        target.flush()
-    finally:
-        del target
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(array.shape)}
+    with open(path, "wb") as handle:
+        try:
+            np.lib.format.write_array_header_1_0(handle, header)
+        except ValueError:  # a header over 64 KiB (very many dimensions) needs format 2.0
+            handle.seek(0)
+            np.lib.format.write_array_header_2_0(handle, header)
+        row_bytes = max(1, int(np.prod(array.shape[1:], dtype=np.int64)) * max(array.dtype.itemsize, dtype.itemsize))
+        step = max(1, WRITE_BLOCK_BYTES // row_bytes)
+        for start in range(0, array.shape[0], step):
+            block = np.asarray(array[start : start + step])
+            handle.write(memoryview(np.ascontiguousarray(_cast(block, dtype, path.stem, start))).cast("B"))
 
 
 def _cast(block: np.ndarray, dtype: np.dtype, key: str, start: int) -> np.ndarray:

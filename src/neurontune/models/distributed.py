@@ -78,11 +78,12 @@ class DistributedSettings:
         return self.nproc_per_node * self.nnodes > 1
 
 
-def launch(settings: DistributedSettings, function, *args):
+def launch(settings: DistributedSettings, stage: str, function, *args):
     """Run ``function(*args)`` in ``nproc_per_node`` workers on this node (joining the other nodes).
 
-    Returns the value of the lowest global rank that runs on this node; every worker
-    function here returns the same value on every rank.
+    Each ``stage`` (training, extraction) is its own rendezvous, ``<rdzv_id>-<stage>``, so a
+    finished one is never joined again. Returns the value of the lowest global rank that
+    runs on this node; every worker function here returns the same value on every rank.
     """
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -91,7 +92,7 @@ def launch(settings: DistributedSettings, function, *args):
         rdzv_configs["rank"] = settings.node_rank
     config = LaunchConfig(
         min_nodes=settings.nnodes, max_nodes=settings.nnodes, nproc_per_node=settings.nproc_per_node,
-        run_id=settings.rdzv_id or uuid.uuid4().hex, rdzv_backend=settings.rdzv_backend,
+        run_id=f"{settings.rdzv_id or uuid.uuid4().hex}-{stage}", rdzv_backend=settings.rdzv_backend,
         rdzv_endpoint=settings.rdzv_endpoint, rdzv_configs=rdzv_configs, max_restarts=0, start_method="spawn",
         local_addr="127.0.0.1" if settings.nnodes == 1 else None,
     )
@@ -194,7 +195,7 @@ def train_erm_distributed(settings: DistributedSettings, config: dict, train_inp
         raise ValueError(f"distributed training is for mode 'finetune'; mode {options['mode']!r} trains only the linear "
                          "head on embeddings extracted once: run it in one process (erm_training.distributed.nproc_per_node: 1).")
     device = options.pop("device")
-    state_dict, history = launch(settings, _train_worker, config, train_inputs, train_labels, val_inputs, val_labels,
+    state_dict, history = launch(settings, "erm", _train_worker, config, train_inputs, train_labels, val_inputs, val_labels,
                                  str(device), options)
     model = build_model(config)
     model.load_state_dict(state_dict)
@@ -214,7 +215,7 @@ def _train_worker(config, train_inputs, train_labels, val_inputs, val_labels, de
 def embed_splits_distributed(settings: DistributedSettings, checkpoint: dict, inputs: dict[str, np.ndarray],
                              batch_size: int, device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{split: (embeddings, logits)}`` of every split, each split sharded over the workers by whole batches."""
-    return launch(settings, _embed_worker, checkpoint, inputs, batch_size, str(device))
+    return launch(settings, "extraction", _embed_worker, checkpoint, inputs, batch_size, str(device))
 
 
 def _embed_worker(checkpoint, inputs, batch_size, device):
