@@ -57,7 +57,7 @@ def test_retrain_accepts_a_torch_device():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"solver": "adam"}, r"solver must be one of \['lbfgs', 'sgd'\]"),
+        ({"solver": "adam"}, r"solver must be one of \['lbfgs', 'lbfgs_chunked', 'sgd'\]"),
         ({"epochs": 0}, "epochs must be a positive integer"),
         ({"mask": np.array([1, 0])}, "mask must be boolean"),
         ({"mask": np.array([True])}, r"mask must have shape \(2,\) or \(2, 2\)"),
