@@ -42,7 +42,7 @@ def test_each_role_is_scored_on_its_own_rows(tiny_run):
 def test_mask_summary_and_plot(tiny_run):
     scores = tiny_run["neuron_scores"]
     assert neuron_scores_of(scores, "ide").scores.shape == (2, 64)
-    mask, summary = select_default_mask(scores, {"threshold": 0.0, "rule": "any"})
+    mask, summary = select_default_mask(scores, tiny_run["chance_discoveries"], {"threshold": 0.0, "rule": "any"})
     assert mask["mask"].shape == (64,) and summary["n_selected"] == int(mask["mask"].sum())
     assert summary["n_wrong_per_class"] == neuron_scores_of(scores, "ide").n_wrong.tolist()
     figure = plot_neuron_scores(scores, {"threshold": 0.0})
@@ -65,6 +65,6 @@ def test_every_registered_variant_finds_its_scores(tiny_run, parameters):
     for name, variant in parameters["neurontune_regulation"]["variants"].items():
         for role in variant_roles(variant):
             assert f"{role}_scores" in tiny_run["neuron_scores"], (name, role)
-            assert np.isfinite(float(tiny_run["neuron_scores"][f"{role}_chance_discoveries"]))
+            assert np.isfinite(tiny_run["chance_discoveries"][role])
     summary = tiny_run["identification_summary"]
     assert "train.auto.scaled" in summary["roles"] and "chance_discoveries" in summary["roles"]["val_ide.erm.median"]

@@ -97,36 +97,54 @@ def find_error_sets(embeddings_train: dict, embeddings_val: dict, error_sets: di
     return found
 
 
+def _role_data(role: str, embeddings_train: dict, embeddings_val: dict, validation_split: dict, error_sets: dict):
+    """Embeddings, labels and error-set membership (1 / 0 / -1) of one scoring role's rows, and its statistic."""
+    rows = {"val_ide": validation_split["ide"], "val_sel": validation_split["sel"],
+            "val_all": np.arange(len(embeddings_val["y"])), "train": slice(None)}
+    where, errors, statistic, *relu = role.split(".")
+    cache = embeddings_train if where == "train" else embeddings_val
+    in_set = error_sets[f"{'train' if where == 'train' else 'val'}_{errors}"][rows[where]]
+    embeddings = cache["embeddings"][rows[where]]
+    if relu:  # signed features (mean-pooled text): score what the head sees as activation
+        embeddings = np.maximum(embeddings, 0.0)
+    return embeddings, cache["y"][rows[where]], in_set, statistic
+
+
+def scoring_roles(variants: dict) -> list[str]:
+    """Every scoring role the registered variants read, the paper's three first."""
+    return list(dict.fromkeys([*PAPER_ROLES.values(), *(role for v in variants.values() for role in variant_roles(v))]))
+
+
 def score_identification_neurons(embeddings_train: dict, embeddings_val: dict, validation_split: dict,
                                  error_sets: dict, variants: dict, scoring: dict) -> dict[str, np.ndarray]:
     """``δ`` (C, M) with per-class wrong/right counts for every scoring role the registered variants read
-    (the paper's three always), and how many neurons pass the default λ by chance under permuted error labels.
+    (the paper's three always).
 
-    Keys ``<role>_scores``, ``<role>_n_wrong``, ``<role>_n_right``, ``<role>_chance_discoveries``;
-    regulation reads these, it never re-scores.
+    Keys ``<role>_scores``, ``<role>_n_wrong``, ``<role>_n_right``; regulation reads these, it never re-scores.
     """
     n_classes = embeddings_val["logits"].shape[1]
-    rows = {"val_ide": validation_split["ide"], "val_sel": validation_split["sel"],
-            "val_all": np.arange(len(embeddings_val["y"])), "train": slice(None)}
-    roles = dict.fromkeys([*PAPER_ROLES.values(), *(role for variant in variants.values() for role in variant_roles(variant))])
     scored = {}
-    for role in roles:
-        where, errors, statistic, *relu = role.split(".")
-        cache = embeddings_train if where == "train" else embeddings_val
-        split = "train" if where == "train" else "val"
-        in_set = error_sets[f"{split}_{errors}"][rows[where]]
-        embeddings, y = cache["embeddings"][rows[where]], cache["y"][rows[where]]
-        if relu:  # signed features (mean-pooled text): score what the head sees as activation
-            embeddings = np.maximum(embeddings, 0.0)
-        options = {"statistic": statistic, "n_bootstrap": scoring["n_bootstrap"], "confidence": scoring["confidence"],
-                   "seed": scoring["seed"]}
-        scores = score_error_sets(embeddings, y, in_set == 1, in_set == 0, n_classes, **options)
-        chance = permutation_discoveries(embeddings, y, in_set == 1, in_set == 0, n_classes,
-                                         threshold=scoring["chance_threshold"], rule="any", statistic=statistic,
-                                         n_permutations=scoring["n_permutations"], seed=scoring["seed"])
-        scored.update({f"{role}_scores": scores.scores, f"{role}_n_wrong": scores.n_wrong,
-                       f"{role}_n_right": scores.n_right, f"{role}_chance_discoveries": np.float64(chance)})
+    for role in scoring_roles(variants):
+        embeddings, y, in_set, statistic = _role_data(role, embeddings_train, embeddings_val, validation_split, error_sets)
+        scores = score_error_sets(embeddings, y, in_set == 1, in_set == 0, n_classes, statistic=statistic,
+                                  n_bootstrap=scoring["n_bootstrap"], confidence=scoring["confidence"], seed=scoring["seed"])
+        scored.update({f"{role}_scores": scores.scores, f"{role}_n_wrong": scores.n_wrong, f"{role}_n_right": scores.n_right})
     return scored
+
+
+def estimate_chance_discoveries(embeddings_train: dict, embeddings_val: dict, validation_split: dict,
+                                error_sets: dict, variants: dict, scoring: dict) -> dict[str, float]:
+    """Per scoring role, how many neurons pass λ = ``scoring.chance_threshold`` (rule any) when the error labels
+    are permuted within class: a false-discovery estimate for the identification summary (a diagnostic that no
+    method's fit reads, so it is not part of any method's cost)."""
+    n_classes = embeddings_val["logits"].shape[1]
+    chance = {}
+    for role in scoring_roles(variants):
+        embeddings, y, in_set, statistic = _role_data(role, embeddings_train, embeddings_val, validation_split, error_sets)
+        chance[role] = permutation_discoveries(embeddings, y, in_set == 1, in_set == 0, n_classes,
+                                               threshold=scoring["chance_threshold"], rule="any", statistic=statistic,
+                                               n_permutations=scoring["n_permutations"], seed=scoring["seed"])
+    return chance
 
 
 def neuron_scores_of(neuron_scores: dict, role: str) -> NeuronScores:
@@ -135,11 +153,11 @@ def neuron_scores_of(neuron_scores: dict, role: str) -> NeuronScores:
     return NeuronScores(*(neuron_scores[f"{role}_{key}"] for key in ("scores", "n_wrong", "n_right")))
 
 
-def select_default_mask(neuron_scores: dict, selection: dict) -> tuple[dict, dict]:
-    """The mask at the default ``λ`` and rule on the identification half, and a summary (SFit, counts) for tracking."""
+def select_default_mask(neuron_scores: dict, chance_discoveries: dict, selection: dict) -> tuple[dict, dict]:
+    """The mask at the default ``λ`` and rule on the identification half, and a summary (SFit, counts, the
+    false-discovery estimate of every scoring role) for tracking."""
     scores = neuron_scores_of(neuron_scores, "ide")
     mask = select_biased_neurons(scores.scores, selection["threshold"], selection["rule"])
-    roles = sorted({key.rsplit("_", 2)[0] for key in neuron_scores if key.endswith("_chance_discoveries")})
     summary = {
         "threshold": selection["threshold"],
         "rule": selection["rule"],
@@ -152,8 +170,8 @@ def select_default_mask(neuron_scores: dict, selection: dict) -> tuple[dict, dic
         # (rule any) with the error labels permuted within class, a false-discovery estimate
         "roles": {role: {"n_wrong_per_class": neuron_scores[f"{role}_n_wrong"].tolist(),
                          "n_right_per_class": neuron_scores[f"{role}_n_right"].tolist(),
-                         "chance_discoveries": float(neuron_scores[f"{role}_chance_discoveries"])}
-                  for role in roles},
+                         "chance_discoveries": float(chance)}
+                  for role, chance in chance_discoveries.items()},
     }
     logger.info("selected %d of %d neurons (SFit %.3f)", summary["n_selected"], summary["n_neurons"], summary["sfit"])
     return {"mask": mask}, summary

@@ -3,6 +3,7 @@
 from kedro.pipeline import Pipeline, node
 
 from .nodes import (
+    estimate_chance_discoveries,
     find_error_sets,
     plot_neuron_scores,
     score_identification_neurons,
@@ -24,7 +25,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["embeddings_train", "embeddings_val", "validation_split", "error_sets",
                   "params:neurontune_regulation.variants", "params:neuron_identification.scoring"],
                  "neuron_scores", name="score_identification_neurons"),
-            node(select_default_mask, ["neuron_scores", "params:neuron_identification.selection"],
+            node(estimate_chance_discoveries,
+                 ["embeddings_train", "embeddings_val", "validation_split", "error_sets",
+                  "params:neurontune_regulation.variants", "params:neuron_identification.scoring"],
+                 "chance_discoveries", name="estimate_chance_discoveries"),
+            node(select_default_mask, ["neuron_scores", "chance_discoveries", "params:neuron_identification.selection"],
                  ["biased_neuron_mask", "identification_summary"], name="select_default_mask"),
             node(plot_neuron_scores, ["neuron_scores", "params:neuron_identification.selection"],
                  "neuron_score_plot", name="plot_neuron_scores"),
