@@ -419,6 +419,55 @@ def render_harm(rows: pd.DataFrame) -> list[str]:
     return lines
 
 
+#: NeuronTune+ and its one-lever ablations (docs/neurontune_plus.md), beside the paper's recipe they start from.
+LEVER_ABLATION = (("neurontune", "the paper's recipe (training split)"),
+                  ("plus_lever_errors", "lever 1 alone: identify on the training split, label-free errors"),
+                  ("plus_lever_scores", "lever 2 alone: bootstrap lower bound of the scaled δ"),
+                  ("plus_lever_selection", "lever 3 alone: select by worst pseudo-group accuracy"),
+                  ("plus_lever_balance", "lever 4 alone: pseudo-group-balanced retraining"),
+                  ("neurontune_plus", "all four levers"))
+
+
+def render_lever_ablation(rows: pd.DataFrame) -> list[str]:
+    """Each lever of neurontune_plus alone and combined, both regimes side by side, and plus's cost vs neurontune's."""
+    present = [(method, meaning) for method, meaning in LEVER_ABLATION if method in set(rows["method"])]
+    if len(present) < 2:
+        return []
+    summary = summarise(rows).set_index([*GROUPING, "method"])
+    lines = ["## NeuronTune+ — each lever alone and combined", "",
+             "Test WGA and mean accuracy (mean ± std over seeds); every lever is label-free. The configuration of "
+             "`neurontune_plus` was fixed before any of its test numbers existed (docs/neurontune_plus.md).", ""]
+    for (benchmark, erm_mode), table in _ordered(rows).groupby(["benchmark", "erm_mode"], sort=False):
+        regimes = list(dict.fromkeys(table["regime"]))
+        lines += [f"**{benchmark}, ERM {erm_mode}**", "",
+                  "| variant | what it changes | " + " | ".join(f"WGA ({r}) | mean acc. ({r})" for r in regimes) + " |",
+                  "|---|---|" + "---|---|" * len(regimes)]
+        for method, meaning in present:
+            cells = []
+            for regime in regimes:
+                key = (benchmark, erm_mode, regime, method)
+                if key in summary.index:
+                    row = summary.loc[key]
+                    cells += [_pm(row["wga_mean"], row["wga_std"]), _pm(row["mean_accuracy"], row["mean_accuracy_std"])]
+                else:
+                    cells += ["n/a", "n/a"]
+            lines.append(f"| {method} | {meaning} | " + " | ".join(cells) + " |")
+        ratio = _cost_ratio(table, "neurontune_plus", "neurontune")
+        if ratio is not None:
+            lines += ["", f"Identification + regulation time of `neurontune_plus` / `neurontune`, per run: "
+                          f"{_pm(*ratio, 2)}."]
+        lines.append("")
+    return lines
+
+
+def _cost_ratio(table: pd.DataFrame, method: str, reference: str) -> tuple[float, float] | None:
+    by_run = table.pivot_table(index="run_id", columns="method", values="method_seconds")
+    if method not in by_run or reference not in by_run:
+        return None
+    ratio = (by_run[method] / by_run[reference]).dropna()
+    return (float(ratio.mean()), float(ratio.std())) if len(ratio) else None
+
+
 def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
     """The Markdown report: validity first, one table per benchmark/mode/regime, paired differences, timing."""
     summary = summarise(rows)
@@ -453,6 +502,7 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
                 f"{row.n_masked:.1f} | {row.seconds:.2f} | {_pm(row.ratio_to_reference, row.ratio_std, 2)} |")
         lines += ["", f"Seeds: {int(table['n_seeds'].max())}. ERM training {table['erm_seconds'].iloc[0]:.1f} s.", ""]
     lines += render_paired(rows)
+    lines += render_lever_ablation(rows)
     lines += render_mask_quality(rows)
     lines += render_harm(rows)
     stage_columns = [column for column in rows.columns if column.startswith("stage_")]

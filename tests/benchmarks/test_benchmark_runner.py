@@ -161,3 +161,11 @@ def test_one_tiny_seed_end_to_end(tmp_path):
     assert runs.loc[runs["method"] == "neurontune", "mask_recall"].notna().all()
     assert runs.loc[runs["method"] == "neurontune", "guard_margin"].eq(0.0).all()
     assert (tmp_path / "results" / "worst_group_accuracy.png").stat().st_size > 0
+
+
+def test_the_lever_ablation_lists_each_lever_and_the_cost_ratio(rows):
+    plus = rows[rows["method"] == "neurontune"].assign(method="neurontune_plus", method_seconds=lambda t: t["method_seconds"] * 1.5)
+    lever = rows[rows["method"] == "neurontune"].assign(method="plus_lever_errors")
+    lines = "\n".join(runner.render_lever_ablation(pd.concat([rows, plus, lever])))
+    assert "| neurontune_plus | all four levers |" in lines and "| plus_lever_errors |" in lines
+    assert "`neurontune_plus` / `neurontune`, per run: 1.50 ± 0.00" in lines
