@@ -87,6 +87,6 @@ def test_failed_run_leaves_previous_outputs_intact(ci_project):
     result = kedro(ci_project, "run", "--env", "ci", "--pipelines", "neurontune_regulation,evaluation",
                    "--params", "neurontune_regulation.tuning.retrain.solver=adam", check=False)
     assert result.returncode != 0
-    assert "solver must be one of ['lbfgs', 'sgd']; got 'adam'" in result.stdout + result.stderr
+    assert "solver must be one of ['lbfgs', 'lbfgs_chunked', 'sgd']; got 'adam'" in result.stdout + result.stderr
     assert metrics.read_bytes() == before
     np.load(ci_project / "data" / "ci" / "06_models" / "neurontune_regulation" / "neurontune_head.npz")  # still a readable file

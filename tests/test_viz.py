@@ -74,4 +74,4 @@ def test_each_pipeline_draws_its_nodes(viz_site, name):
     # kedro-viz falls back to __default__ for an unknown pipeline id, so a pipeline missing from
     # the export fails here (the whole DAG would be drawn instead)
     expected = sorted(node.name for node in PIPELINES[name].nodes)
-    assert sorted(drawn_task_nodes(f"{viz_site}/?pid={name}")) == expected
+    assert sorted(drawn_task_nodes(f"{viz_site}/?pid={name}&expandAllPipelines=true")) == expected

@@ -68,10 +68,13 @@ def run_explain(arguments: argparse.Namespace, parser: argparse.ArgumentParser) 
     from neurontune.tracking.lineage import default_tracking_uri
 
     project_dir = arguments.project_dir.resolve()
-    mlflow.set_tracking_uri(arguments.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(project_dir))
+    uri = arguments.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(project_dir)
+    mlflow.set_tracking_uri(uri)
+    # the registry is the tracking store's own, whatever a registry URI set earlier in this process says
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     output = arguments.output or project_dir / "explain" / arguments.model_uri.removeprefix("models:/").replace("/", "_").replace("@", "_")
     try:
-        explanation = explain_model(arguments.model_uri, output, arguments.run_id)
+        explanation = explain_model(arguments.model_uri, output, arguments.run_id, client=client)
     except ValueError as error:
         parser.exit(2, f"neurontune explain: {error}\n")
     print(format_explanation(explanation))

@@ -180,11 +180,14 @@ def test_reader_cannot_move_champion_and_changes_nothing(server, promoted):
         assert client.get_model_version(MODEL_NAME, "1").tags == before
 
 
-def test_no_password_in_runs_models_or_output(server, promoted, tmp_path):
+def test_no_password_in_runs_models_or_output(server, promoted, tmp_path, monkeypatch):
     _, runs = promoted
     secrets_ = [server.passwords[name] for name in ("admin", "promoter", "reader")]
     haystack = [run.stdout + run.stderr for run in runs]
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    # set_registry_uri also exports MLFLOW_REGISTRY_URI: restore both, or later tests read this server's registry
+    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", None)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    previous = mlflow.get_tracking_uri()
     try:
         mlflow.set_tracking_uri(server.uri)
         mlflow.set_registry_uri(server.uri)
@@ -203,8 +206,7 @@ def test_no_password_in_runs_models_or_output(server, promoted, tmp_path):
                 haystack += _texts(Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source,
                                                                              dst_path=str(tmp_path / version.version))))
     finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+        mlflow.set_tracking_uri(previous)
     assert len(haystack) > 20
     for secret in secrets_:
         assert not any(secret in text for text in haystack)

@@ -31,7 +31,7 @@ def explain(trained_project, capsys, tmp_path):
 def test_explain_rebuilds_the_evidence_of_the_registered_method(trained_project, explain, tmp_path):
     """The champion (v2) was registered by a promotion-only run: its evidence comes from the run that fitted it."""
     method = trained_project.champion_method
-    client = mlflow.MlflowClient(trained_project.tracking_uri)
+    client = mlflow.MlflowClient(trained_project.tracking_uri, trained_project.tracking_uri)
     fitting_run = client.get_model_version(MODEL_NAME, "1").run_id  # the full DAG run (v1 packaged ERM's head)
     code, out = explain(f"models:/{MODEL_NAME}/2", "--run-id", fitting_run)
     assert code == 0, out
@@ -69,10 +69,11 @@ def test_the_masked_neuron_table_is_rebuilt_from_head_scores_and_aurocs(tmp_path
     assert _rebuild({**fetched, "aurocs": None}, params, "toy") == (None, None)
 
 
-def test_a_promotion_only_version_points_to_the_run_that_fitted_it(explain):
+def test_a_promotion_only_version_points_to_the_run_that_fitted_it(trained_project, explain):
     code, out = explain(f"models:/{MODEL_NAME}/2")
     assert code == 0 and "--run-id" in out
-    first_run = mlflow.MlflowClient().get_model_version(MODEL_NAME, "1").run_id
+    uri = trained_project.tracking_uri
+    first_run = mlflow.MlflowClient(uri, uri).get_model_version(MODEL_NAME, "1").run_id
     code, out = explain(f"models:/{MODEL_NAME}/2", "--run-id", first_run)
     assert code == 0 and "recorded in metrics.json: the same" in out
 
