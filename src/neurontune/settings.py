@@ -6,8 +6,10 @@ from pathlib import Path
 from kedro.utils import find_kedro_project
 
 from neurontune.hooks import LineageHook, NodeTimingHook
+from neurontune.parameter_hooks import RunSettingsHook
 
-HOOKS = (LineageHook(), NodeTimingHook())
+# RunSettingsHook is registered last and runs first (tryfirst): parameters are checked before anything else
+HOOKS = (LineageHook(), NodeTimingHook(), RunSettingsHook())
 
 
 def tracking_uri() -> str:

@@ -19,9 +19,7 @@ def train_erm_model(raw_inputs: dict[str, np.ndarray], class_labels: pd.DataFram
     train_x, train_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "train")
     val_x, val_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "val")
     frozen = erm["mode"] == "linear_probe"
-    early_epoch = min(int(erm["early_checkpoint_epoch"]), int(erm["epochs"]))
-    if early_epoch < 1:
-        raise ValueError(f"erm_training.early_checkpoint_epoch must be >= 1; got {erm['early_checkpoint_epoch']!r}.")
+    early_epoch = min(erm["early_checkpoint_epoch"], erm["epochs"])
     early = {}
 
     def keep_early(epoch: int, model) -> None:
