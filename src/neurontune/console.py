@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--output", default=None, type=Path,
                         help="default: embeddings_export.npz in the benchmark's 07_model_output folder")
     export.add_argument("--env", default=None, help="Kedro environment of the run to export (a benchmark)")
+    status = commands.add_parser("status", help="which stages' outputs are missing or older than their inputs or "
+                                                "parameters (exit 1 when any stage is not up to date)")
+    status.add_argument("--env", default=None, help="Kedro environment (benchmark) whose data to check")
     arguments = parser.parse_args(argv)
     if hasattr(arguments, "handler"):
         return arguments.handler(arguments, parser)
@@ -97,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         if not metrics.exists():
             parser.error(f"{metrics} does not exist; run `kedro run{' --env ' + arguments.env if arguments.env else ''}` first.")
         print(summarise(metrics, arguments.split))
+    elif arguments.command == "status":
+        from neurontune.stage_status import UP_TO_DATE, format_status, project_status
+
+        statuses = project_status(Path.cwd(), arguments.env)
+        print(format_status(statuses, arguments.env))
+        return int(any(status.state != UP_TO_DATE for status in statuses))
     elif arguments.command == "export-embeddings":
         output, arrays = export_embeddings(arguments.output, arguments.env)
         shapes = ", ".join(f"{key} {value.shape}" for key, value in arrays.items() if key[0] in "xwb")

@@ -540,12 +540,20 @@ class ParameterSources:
                 layers.append((_relative(path, root), yaml.safe_load(path.read_text()) or {}))
         return cls(tuple(layers))
 
+    def files_setting(self, block: str) -> list[str]:
+        """The files (not ``--params``) that set keys of the top-level ``block``."""
+        return [label for label, tree in self.layers if label != "--params" and block in tree]
+
     def origin(self, path: tuple) -> str | None:
-        """The layer defining the key at ``path`` (or, for a key nobody set, its closest defined parent)."""
-        for depth in range(len(path), 0, -1):
-            for label, tree in self.layers:
+        """The layer that set the key at ``path``; for a key nobody set, the home of its closest parent (the
+        lowest-precedence layer defining it, e.g. conf/base's file of the block)."""
+        for label, tree in self.layers:
+            if _defines(tree, path):
+                return label
+        for depth in range(len(path) - 1, 0, -1):
+            for label, tree in reversed(self.layers):
                 if _defines(tree, path[:depth]):
-                    return label if depth == len(path) else f"{label}, which sets {'.'.join(map(str, path[:depth]))}"
+                    return f"{label}, which sets {'.'.join(map(str, path[:depth]))}"
         return None
 
 
