@@ -34,6 +34,8 @@ from neurontune.core.head import SOLVERS
 from neurontune.core.scoring import SELECTION_RULES, STATISTICS
 from neurontune.data.tables import SPLITS
 from neurontune.methods import BASELINE_TUNE_SETS, LABEL_KINDS, REFERENCE, VARIANT_TUNE_SETS
+from neurontune.models.text import POOLINGS
+from neurontune.models.training import TRAINING_MODES
 
 
 def _choices(values) -> Any:
@@ -214,7 +216,7 @@ class ResNet50(_ImageBackbone):
 
 
 class _TextBackbone(_Backbone):
-    pooling: Literal["mean", "cls", "pooler"] = Field(description="mean of the token states, the [CLS] state, or BERT's pooler output")
+    pooling: _choices(POOLINGS) = Field(description="mean of the token states, the [CLS] state, or BERT's pooler output")
     max_length: PositiveInt = Field(description="tokens per text (longer texts are truncated)")
 
 
@@ -239,7 +241,7 @@ Backbone = Annotated[Union[SmallCnn, EfficientNetLite0, ResNet50, AllMiniLML6V2,
 class ErmTraining(Schema):
     seed: Seed = Field(description="seed of weight initialisation and batch order")
     device: Device
-    mode: Literal["finetune", "linear_probe"] = Field(
+    mode: _choices(TRAINING_MODES) = Field(
         description="finetune (every weight trains) or linear_probe (a frozen pretrained backbone, head only)")
     model: Backbone
     epochs: PositiveInt = Field(description="passes over the training split")
