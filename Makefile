@@ -6,7 +6,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install clean-data repro push pull status serve ui viz
+.PHONY: run test install clean-data repro push pull status serve ui viz airflow-install airflow-dags airflow-test
 
 # Re-install only when the pins or the project metadata change.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -57,3 +57,24 @@ viz: PORT ?= 4141
 viz: install
 	@echo "kedro-viz: open http://127.0.0.1:$(PORT) (Ctrl-C stops)"
 	$(WITH_VENV) $(BIN)/kedro viz run --host 127.0.0.1 --port $(PORT) --no-browser
+
+# Apache Airflow in its own virtualenv (its pins are its own); the DAG's tasks call $(BIN)/kedro.
+AIRFLOW_VENV ?= .airflow-venv
+DAG_ENV ?= local
+
+$(AIRFLOW_VENV)/.installed: airflow/requirements.txt
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check -r airflow/requirements.txt
+	touch $@
+
+airflow-install: $(AIRFLOW_VENV)/.installed
+
+# Generated, not committed: airflow/dags/neurontune[_<env>]_dag.py for the default pipeline of DAG_ENV,
+# one task per group of nodes joined by in-memory datasets (kedro-airflow's --group-by memory).
+airflow-dags: install
+	$(BIN)/kedro airflow create --env $(DAG_ENV) --group-by memory -j airflow/dag_template.j2 -t airflow/dags \
+		--params project_path=$(CURDIR)
+
+# The DAG on a real Airflow 3 against S3 (moto) and an MLflow server, all on 127.0.0.1 (tests/test_airflow.py).
+airflow-test: install airflow-install
+	NEURONTUNE_AIRFLOW=$(CURDIR)/$(AIRFLOW_VENV)/bin/airflow $(BIN)/python -m pytest -m slow tests/test_airflow.py $(PYTEST_ARGS)

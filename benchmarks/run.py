@@ -10,7 +10,7 @@ the method registry (``neurontune.methods``). Run data go to ``data/benchmark_ru
 
     python -m benchmarks.run                                   # colored_mnist, both regimes, 5 seeds
     python -m benchmarks.run --benchmarks waterbirds_like --erm-modes linear_probe,finetune --seeds 3
-    python -m benchmarks.run --seed-list 0,7 --regimes correlated --params erm_training.epochs=2
+    python -m benchmarks.run --seed-list 0,7 --regimes correlated --params erm_training.modes.finetune.epochs=2
     python -m benchmarks.run --report-only --output benchmarks/results/waterbirds_like
     python -m benchmarks.run --resume PARENT_RUN_ID            # keep finished child runs, run the rest
 

@@ -34,7 +34,7 @@ def test_metrics_json_has_every_method_split_and_metric(ci_project):
 
 def test_mlflow_run_has_params_metrics_artifacts_dataset_input_and_tags(run, ci_project):
     client, latest = run
-    assert latest.data.params["erm_training.epochs"] == "3"  # flattened parameters, ci override applied
+    assert latest.data.params["erm_training.modes.finetune.epochs"] == "3"  # flattened parameters, ci override applied
     assert "evaluation_metrics.erm.test.worst_group_accuracy" in latest.data.metrics
     assert len(client.get_metric_history(latest.info.run_id, "erm_training_history.train_loss")) == 3
     artifacts = {a.path for folder in ("reporting", "models", "identification", "heads")

@@ -20,7 +20,7 @@ REGISTRY = load_registry()
 LABELS_USED = {name: method.labels_used for name, method in REGISTRY.items()}
 GROUP_FREE = sorted(name for name, method in REGISTRY.items() if method.labels_used == "none" and name != "erm")
 ARRAYS = ["04_feature/embeddings_train.npz", "04_feature/embeddings_val.npz", "04_feature/embeddings_test.npz",
-          "06_models/biased_neuron_mask.npz", "06_models/neuron_scores.npz",
+          "06_models/biased_neuron_mask.npz", "06_models/neuron_scores.npz", "05_model_input/error_sets.npz",
           *(f"06_models/{REGISTRY[name].stage}/{name}_head.npz" for name in GROUP_FREE)]
 
 
@@ -46,9 +46,10 @@ def twin_runs(ci_project, tmp_path_factory):
 
 def test_random_attributes_give_bit_identical_models_masks_heads(twin_runs):
     true, random = twin_runs["true"], twin_runs["random"]
-    first = torch.load(true / "06_models" / "erm_model.pt", weights_only=True)["state_dict"]
-    second = torch.load(random / "06_models" / "erm_model.pt", weights_only=True)["state_dict"]
-    assert all(torch.equal(first[name], second[name]) for name in first)
+    for checkpoint in ("erm_model.pt", "erm_early_model.pt"):  # the early checkpoint defines neurontune_plus's errors
+        first = torch.load(true / "06_models" / checkpoint, weights_only=True)["state_dict"]
+        second = torch.load(random / "06_models" / checkpoint, weights_only=True)["state_dict"]
+        assert all(torch.equal(first[name], second[name]) for name in first), checkpoint
     for relative in ARRAYS:
         a, b = np.load(true / relative), np.load(random / relative)
         assert a.files == b.files

@@ -106,7 +106,20 @@ CASES = {
                      "erm_training.mode: linear_probe needs a pretrained backbone; 'small_cnn' starts from random weights"),
     "threads": (lambda p: p["runtime"].update(threads=0), "runtime.threads: must be >= 1; got 0"),
     "device": (lambda p: p["embedding_caching"].update(device="gpu"), "embedding_caching.device: must be matching"),
-    "missing": (lambda p: p["erm_training"].pop("batch_size"), "erm_training.batch_size: missing"),
+    "missing": (lambda p: p["erm_training"].pop("early_checkpoint_epoch"), "erm_training.early_checkpoint_epoch: missing"),
+    "mode": (lambda p: p["erm_training"].update(mode="frozen"),
+             "erm_training.mode: must be one of ['finetune', 'linear_probe']; got 'frozen'"),
+    "mode_block": (lambda p: p["erm_training"].update(modes={"linear_probe": p["erm_training"]["modes"]["finetune"]}),
+                   "erm_training.modes.finetune: missing: erm_training.mode is 'finetune', so erm_training.modes.finetune "
+                   "must set ['epochs', 'learning_rate', 'weight_decay', 'batch_size']; found blocks ['linear_probe']"),
+    "mode_key": (lambda p: p["erm_training"]["modes"].update(frozen=p["erm_training"]["modes"]["finetune"]),
+                 "erm_training.modes.frozen: must be one of ['finetune', 'linear_probe']; got 'frozen'"),
+    "mode_block_key": (lambda p: p["erm_training"]["modes"]["finetune"].update(lr=0.1),
+                       "erm_training.modes.finetune.lr: unknown key (valid here: batch_size, epochs, learning_rate, weight_decay)"),
+    "mode_block_null": (lambda p: p["erm_training"]["modes"]["finetune"].update(batch_size=None),
+                        "erm_training.modes.finetune.batch_size: must be an integer; got None"),
+    "moved": (lambda p: p["erm_training"].update(epochs=500),
+              "erm_training.epochs: no longer read: it moved to erm_training.modes.<mode>.epochs"),
 }
 
 

@@ -23,6 +23,7 @@ from kedro.framework.hooks import hook_impl
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from neurontune.io.datasets import apply_storage_options
 from neurontune.models.predictor import checkpoint_digest
 from neurontune.tracking.connection import apply_http_defaults, check_tracking_server
 from neurontune.tracking.digests import DIGESTS_ARTIFACT, DIGESTS_TAG, dataset_file, document_digest, pipeline_files, record_digests
@@ -88,6 +89,9 @@ class LineageHook:
         name = run_name(parameters)
         if name and not os.environ.get("MLFLOW_RUN_ID"):  # the benchmark runner names its own runs
             tags["mlflow.runName"] = name
+        # Airflow runs each task as its own kedro run (one MLflow run each): these tags join them up
+        tags.update({f"airflow.{key}": os.environ[f"AIRFLOW_CTX_{key.upper()}"]
+                     for key in ("dag_id", "dag_run_id", "task_id") if os.environ.get(f"AIRFLOW_CTX_{key.upper()}")})
         if "dataset_manifest" in catalog and catalog.exists("dataset_manifest"):
             tags["data_digest"] = catalog.load("dataset_manifest")["digest"]
         mlflow.set_tags(tags)
@@ -140,6 +144,20 @@ class LineageHook:
         for version in client.search_model_versions(f"run_id = '{run.info.run_id}'"):
             client.set_model_version_tag(version.name, version.version, DIGESTS_TAG, pinned)
         logger.info("recorded the SHA-256 of %d files in %s", len(document["files"]), DIGESTS_ARTIFACT)
+
+
+class ObjectStoreHook:
+    """Applies ``credentials.yml``'s ``object_store`` entry, ``{protocol: storage options}``
+    (e.g. ``s3: {key, secret, endpoint_url}``), to every catalog dataset on that protocol."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        try:
+            credentials = context.config_loader["credentials"]
+        except MissingConfigException:  # no credentials.yml: the environment's AWS_* variables apply
+            return
+        if "object_store" in credentials:
+            apply_storage_options(credentials["object_store"])
 
 
 class NodeTimingHook:

@@ -121,6 +121,8 @@ class WaterbirdsLike(_BundledBenchmark):
     image_size: PositiveInt = Field(description="side of the square images (pixels)")
     digit_size: PositiveInt = Field(description="side of the pasted digit (pixels), at most image_size")
     digit_colours: Annotated[list[RGB], Field(min_length=1)] = Field(description="RGB colours a digit is drawn in")
+    max_renders_per_digit: PositiveInt = Field(
+        1, description="times one source digit may be rendered (each time on its own crop); every digit stays in one split")
     colours: None = _unset("colored_mnist's background colours")
 
 
@@ -238,16 +240,26 @@ Backbone = Annotated[Union[SmallCnn, EfficientNetLite0, ResNet50, AllMiniLML6V2,
                      Field(discriminator="architecture", description="the backbone, by architecture")]
 
 
+class Optimisation(Schema):
+    """ERM's optimisation in one mode."""
+
+    epochs: PositiveInt = Field(description="passes over the training split")
+    learning_rate: PositiveFloat = Field(description="Adam's learning rate")
+    weight_decay: NonNegativeFloat = Field(description="Adam's weight decay")
+    batch_size: PositiveInt = Field(description="samples per batch")
+
+
 class ErmTraining(Schema):
+    #: Keys of an older layout and where they live now (named in the error instead of "unknown key").
+    moved: ClassVar[dict[str, str]] = {key: f"erm_training.modes.<mode>.{key}" for key in Optimisation.model_fields}
+
     seed: Seed = Field(description="seed of weight initialisation and batch order")
     device: Device
     mode: _choices(TRAINING_MODES) = Field(
         description="finetune (every weight trains) or linear_probe (a frozen pretrained backbone, head only)")
     model: Backbone
-    epochs: PositiveInt = Field(description="passes over the training split")
-    learning_rate: PositiveFloat = Field(description="Adam's learning rate")
-    weight_decay: NonNegativeFloat = Field(description="Adam's weight decay")
-    batch_size: PositiveInt = Field(description="samples per batch")
+    modes: Annotated[dict[_choices(TRAINING_MODES), Optimisation], Field(min_length=1)] = Field(
+        description="optimisation per mode; the block named by mode is used, so switching the mode switches them too")
     early_checkpoint_epoch: PositiveInt = Field(
         description="epoch whose checkpoint is kept as the early model (its errors are a label-free error set); "
                     "capped at epochs")
@@ -646,6 +658,10 @@ def _consistency_problems(model: Parameters, parameters: dict) -> list[Problem]:
     if erm.model.n_classes != data.n_classes:
         problems.append(Problem(("erm_training", "model", "n_classes"),
                                 f"must equal data_versioning.n_classes ({data.n_classes}); got {erm.model.n_classes!r}"))
+    if erm.mode not in erm.modes:
+        problems.append(Problem(("erm_training", "modes", erm.mode), f"missing: erm_training.mode is {erm.mode!r}, so "
+                                f"erm_training.modes.{erm.mode} must set {list(Optimisation.model_fields)}; found blocks "
+                                f"{sorted(erm.modes)}"))
     if erm.mode == "linear_probe" and not erm.model.pretrained:
         problems.append(Problem(("erm_training", "mode"), f"linear_probe needs a pretrained backbone; "
                                 f"{erm.model.architecture!r} starts from random weights"))
@@ -689,7 +705,11 @@ def _problem(error: dict, model: type[BaseModel], data, prefix: tuple) -> Proble
     kind, value, context = error["type"], error.get("input"), error.get("ctx") or {}
     path = (*prefix, *_data_path(data, error["loc"]))
     if kind == "extra_forbidden":
-        valid = _valid_keys(model, error["loc"])
+        parent = _model_at(model, error["loc"])
+        moved = getattr(parent, "moved", {}).get(path[-1])
+        if moved:
+            return Problem(path, f"no longer read: it moved to {moved}")
+        valid = sorted(parent.model_fields) if parent is not None else []
         return Problem(path, f"unknown key{_hint(path[-1], valid)} (valid here: {', '.join(valid)})")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = str(context.get("discriminator", "")).strip("'")
@@ -724,6 +744,8 @@ def _data_path(data, loc: tuple) -> tuple:
     """A pydantic location as keys into the data: the union tags pydantic inserts are dropped."""
     path, node = [], data
     for position, part in enumerate(loc):
+        if part == "[key]":  # a mapping's key failed: the path already ends at it
+            continue
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
@@ -732,12 +754,6 @@ def _data_path(data, loc: tuple) -> tuple:
             continue
         path.append(part)
     return tuple(path)
-
-
-def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The keys ``model``'s schema allows where the unknown key at pydantic location ``loc`` was found."""
-    parent = _model_at(model, loc)
-    return sorted(parent.model_fields) if parent is not None else []
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:

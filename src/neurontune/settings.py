@@ -5,11 +5,11 @@ from pathlib import Path
 
 from kedro.utils import find_kedro_project
 
-from neurontune.hooks import LineageHook, NodeTimingHook
+from neurontune.hooks import LineageHook, NodeTimingHook, ObjectStoreHook
 from neurontune.parameter_hooks import RunSettingsHook
 
 # RunSettingsHook is registered last and runs first (tryfirst): parameters are checked before anything else
-HOOKS = (LineageHook(), NodeTimingHook(), RunSettingsHook())
+HOOKS = (ObjectStoreHook(), LineageHook(), NodeTimingHook(), RunSettingsHook())
 
 
 def tracking_uri() -> str:

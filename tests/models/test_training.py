@@ -38,6 +38,6 @@ def test_checkpoint_is_the_best_validation_epoch():
 
 def test_non_finite_loss_stops_with_a_clear_error():
     images, y = data(2)
-    with pytest.raises(FloatingPointError, match=r"ERM loss became (nan|inf) in epoch 1; lower erm_training.learning_rate"):
+    with pytest.raises(FloatingPointError, match=r"ERM loss became (nan|inf) in epoch 1; lower the learning rate"):
         train_erm(CONFIG, images, y, images, y, epochs=1, learning_rate=1e30, weight_decay=0.0,
                   batch_size=16, seed=0, device=torch.device("cpu"))

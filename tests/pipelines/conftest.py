@@ -69,7 +69,8 @@ def parameters():
     """The suite's ``ci`` configuration with a smaller benchmark."""
     params = environment_parameters("ci")
     params["data_versioning"]["split_sizes"] = {"train": 240, "val": 160, "test": 120}
-    params["erm_training"].update(epochs=2, device="cpu")
+    params["erm_training"]["device"] = "cpu"
+    params["erm_training"]["modes"]["finetune"]["epochs"] = 2
     return params
 
 

@@ -12,7 +12,8 @@ def test_modality_runs_end_to_end(env):
     params["data_versioning"]["split_sizes"] = {"train": 48, "val": 32, "test": 16}
     if env == "waterbirds_like":  # two of the photos keep it quick; tests/data loads them all
         params["data_versioning"]["backgrounds"] = {"natural": ["skimage:grass"], "man_made": ["skimage:brick"]}
-    params["erm_training"].update(epochs=3, device="cpu", batch_size=16)
+    params["erm_training"]["device"] = "cpu"
+    params["erm_training"]["modes"][params["erm_training"]["mode"]].update(epochs=3, batch_size=16)
     params["embedding_caching"].update(device="cpu", batch_size=16)
     tuning = params["neurontune_regulation"]["tuning"]
     tuning["grid"] = {"threshold": tuning["grid"]["threshold"][:2], "rule": ["any"], "weight_decay": [0.01]}

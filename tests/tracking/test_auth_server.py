@@ -94,6 +94,8 @@ def promoted(server, ci_project, tmp_path_factory):
     """The promoter's two model_promotion runs (credentials in conf/local/credentials.yml, none in the environment)."""
     project = tmp_path_factory.mktemp("promoter") / "project"
     shutil.copytree(ci_project, project, ignore=shutil.ignore_patterns("mlflow.db", "mlruns"))
+    # the default environment reads conf/local (the credentials); give it the ci run's data tree
+    shutil.copytree(project / "data" / "ci", project / "data" / "colored_mnist")
     (project / "conf/local/credentials.yml").write_text(json.dumps({"mlflow_credentials": {
         "MLFLOW_TRACKING_USERNAME": "promoter", "MLFLOW_TRACKING_PASSWORD": server.passwords["promoter"]}}))
     method = promotable_method(json.loads((project / "data/ci/08_reporting/metrics.json").read_text()))

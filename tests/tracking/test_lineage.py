@@ -43,7 +43,7 @@ def test_each_link_resolves(trained_project, lineage):
     assert chain["run"]["run_name"] == "colored_mnist · val 0.5 · seed 0"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=trained_project.path, capture_output=True, text=True).stdout.strip()
     assert chain["code"] == {"git_commit": head, "dirty": False, "resolves": True}
-    assert chain["parameters"]["erm_training.epochs"] == "3"  # the ci environment
+    assert chain["parameters"]["erm_training.modes.finetune.epochs"] == "3"  # the ci environment
     manifest = json.loads((trained_project.path / "data/ci/01_raw/dataset_manifest.json").read_text())
     data = chain["data"]
     assert data["digest"] == data["model_version_digest"] == data["manifest_digest"] == manifest["digest"]
@@ -123,13 +123,13 @@ def test_dvc_lock_is_a_separate_informational_check(lineage, checkout):
     """A dvc.lock written on another machine differs; that does not fail the audit of this model."""
     (checkout / "dvc.lock").write_text(
         "schema: '2.0'\nstages:\n  data_versioning:\n    cmd: kedro run --pipelines data_versioning\n    outs:\n"
-        "    - path: data/01_raw/inputs.npz\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef\n"
+        "    - path: data/ci/01_raw/inputs.npz\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef\n"
     )
     code, chain = lineage(f"models:/{MODEL_NAME}/1", "--json", "--verify", "--check-dvc-lock", project_dir=checkout)
     assert code == 0 and chain["verification"]["ok"]
     assert not chain["dvc_lock"]["ok"] and chain["dvc_lock"]["checks"][0]["path"] == "data/ci/01_raw/inputs.npz"
     _, text = lineage(f"models:/{MODEL_NAME}/1", "--verify", "--check-dvc-lock", project_dir=checkout)
-    assert "dvc.lock    (informational, does not decide the exit code" in text and "differs  data/01_raw/inputs.npz" in text
+    assert "dvc.lock    (informational, does not decide the exit code" in text and "differs  data/ci/01_raw/inputs.npz" in text
 
 
 @pytest.mark.parametrize(("uri", "message"), [

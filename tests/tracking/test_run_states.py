@@ -32,7 +32,7 @@ def start_long_run(project: Path):
     log = open(project / "kedro.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "kedro", "run", "--env", "ci", "--pipelines", "erm_training",
-         "--params", "erm_training.epochs=500"],
+         "--params", "erm_training.modes.finetune.epochs=500"],
         cwd=project, env=project_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 180
     # the store is read only once the node runs: opening it while kedro-mlflow creates it races its migrations

@@ -112,7 +112,7 @@ def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, l
             loss = nn.functional.cross_entropy(logits, target)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"ERM loss became {loss.item()} in epoch {epoch}; lower erm_training.learning_rate "
+                    f"ERM loss became {loss.item()} in epoch {epoch}; lower the learning rate (erm_training.modes.<mode>.learning_rate) "
                     "or check the inputs for NaN/inf values."
                 )
             optimizer.zero_grad()

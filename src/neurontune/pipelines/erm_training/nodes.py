@@ -9,29 +9,30 @@ from neurontune.data.tables import CLASS_LABEL_COLUMNS, content_digest, split_ar
 from neurontune.models.backbones import model_checkpoint
 from neurontune.models.devices import resolve_device
 from neurontune.models.training import train_erm
+from neurontune.parameters import Optimisation
+
+#: What each ``erm_training.modes.<mode>`` block sets.
+OPTIMISATION_KEYS = tuple(Optimisation.model_fields)
 
 
 def train_erm_model(raw_inputs: dict[str, np.ndarray], class_labels: pd.DataFrame, erm: dict) -> tuple[dict, dict, dict]:
     """Train by ERM on class labels only; return the checkpoint (config + weights + the digest of the data it
     read), the per-epoch metric history, and the checkpoint of epoch ``early_checkpoint_epoch`` (whose errors
     on the training split are a label-free error set, see :mod:`neurontune.core.errors`)."""
+    optimisation = mode_settings(erm)
     validate_metadata(class_labels, erm["model"]["n_classes"], CLASS_LABEL_COLUMNS, "class_labels")
     train_x, train_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "train")
     val_x, val_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "val")
     frozen = erm["mode"] == "linear_probe"
-    early_epoch = min(erm["early_checkpoint_epoch"], erm["epochs"])
+    early_epoch = min(erm["early_checkpoint_epoch"], optimisation["epochs"])
     early = {}
 
     def keep_early(epoch: int, model) -> None:
         if epoch == early_epoch:
             early.update(_detached(model_checkpoint(model, frozen_backbone=frozen)), epoch=epoch)
 
-    model, history = train_erm(
-        erm["model"], train_x, train_y, val_x, val_y,
-        epochs=erm["epochs"], learning_rate=erm["learning_rate"], weight_decay=erm["weight_decay"],
-        batch_size=erm["batch_size"], seed=erm["seed"], device=resolve_device(erm["device"]), mode=erm["mode"],
-        on_epoch_end=keep_early,
-    )
+    model, history = train_erm(erm["model"], train_x, train_y, val_x, val_y, **optimisation, seed=erm["seed"],
+                               device=resolve_device(erm["device"]), mode=erm["mode"], on_epoch_end=keep_early)
     digest = content_digest(raw_inputs["inputs"], class_labels[list(CLASS_LABEL_COLUMNS)])
     checkpoint = {**model_checkpoint(model, frozen_backbone=frozen), "data_digest": digest}
     metric_history = {
@@ -45,3 +46,10 @@ def _detached(checkpoint: dict) -> dict:
     """A copy of ``checkpoint`` whose tensors are on the CPU and no longer shared with the training model."""
     return {**checkpoint, "state_dict": {name: tensor.detach().cpu().clone()
                                          for name, tensor in checkpoint["state_dict"].items()}}
+
+
+def mode_settings(erm: dict) -> dict:
+    """The optimisation block of ``erm["mode"]``, ``erm["modes"][mode]``: each mode has its own, so switching ``mode``
+    alone switches the epochs, learning rate, weight decay and batch size with it. The run's parameters were
+    checked against :class:`neurontune.parameters.ErmTraining` (the block exists and sets every key)."""
+    return {key: erm["modes"][erm["mode"]][key] for key in OPTIMISATION_KEYS}
