@@ -101,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{metrics} does not exist; run `kedro run{' --env ' + arguments.env if arguments.env else ''}` first.")
         print(summarise(metrics, arguments.split))
     elif arguments.command == "status":
-        from neurontune.stage_status import UP_TO_DATE, format_status, project_status
+        from neurontune.stage_status import all_up_to_date, format_status, project_status
 
         statuses = project_status(Path.cwd(), arguments.env)
         print(format_status(statuses, arguments.env))
-        return int(any(status.state != UP_TO_DATE for status in statuses))
+        return 0 if all_up_to_date(statuses) else 1
     elif arguments.command == "export-embeddings":
         output, arrays = export_embeddings(arguments.output, arguments.env)
         shapes = ", ".join(f"{key} {value.shape}" for key, value in arrays.items() if key[0] in "xwb")

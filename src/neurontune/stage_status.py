@@ -6,7 +6,7 @@ the files' modification times, without DVC: a stage is
 - ``missing`` when none of its outputs exists (never run), ``incomplete`` when some are missing;
 - ``stale`` when an input file or a parameter file that sets one of its blocks changed after its
   oldest output was written, or when a stage it reads from is not up to date;
-- ``up to date`` otherwise.
+- ``up to date`` otherwise (``not checked`` when its outputs are not local files, e.g. on object storage).
 
 Every file is written atomically, so after a failure in stage k the stages before it are up to
 date and consistent, and k and everything after it show as stale: rerun from there. Runtime
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 UP_TO_DATE, STALE, MISSING, INCOMPLETE = "up to date", "stale", "missing", "incomplete"
+#: A stage whose outputs are not local files (e.g. ``NEURONTUNE_DATA_ROOT`` on object storage): not judged.
+NOT_CHECKED = "not checked"
 #: Blocks every stage depends on besides its own (the thread count changes the last bits of every float).
 SESSION_BLOCKS = ("runtime",)
 
@@ -58,7 +60,7 @@ def stage_statuses(stages: dict, catalog, parameter_files: dict[str, list[Path]]
         status = _own_status(name, inputs, outputs, settings, project)
         upstream = sorted({producer[path] for path in inputs if path in producer} - {name},
                           key=list(stages).index)
-        waiting = [stage for stage in upstream if statuses[stage].state != UP_TO_DATE]
+        waiting = [stage for stage in upstream if statuses[stage].state not in (UP_TO_DATE, NOT_CHECKED)]
         if waiting:
             status.reasons.append(f"reads the outputs of {', '.join(waiting)}, which {'is' if len(waiting) == 1 else 'are'} "
                                   "not up to date")
@@ -90,7 +92,7 @@ def _own_status(name: str, inputs: list[Path], outputs: list[Path], settings: li
     if missing:
         return StageStatus(name, INCOMPLETE, [f"missing {_shown(path, project)}" for path in missing])
     if not outputs:
-        return StageStatus(name, UP_TO_DATE)
+        return StageStatus(name, NOT_CHECKED, ["its outputs are not local files"])
     oldest = min(path.stat().st_mtime_ns for path in outputs)
     changed = [path for path in (*inputs, *settings) if path.is_file() and path.stat().st_mtime_ns > oldest]
     if changed:
@@ -124,11 +126,15 @@ def project_status(project: Path, env: str | None = None) -> list[StageStatus]:
     return stage_statuses({name: pipelines[name] for name in STAGES}, catalog, parameter_files, project)
 
 
+def all_up_to_date(statuses: list[StageStatus]) -> bool:
+    return all(status.state in (UP_TO_DATE, NOT_CHECKED) for status in statuses)
+
+
 def format_status(statuses: list[StageStatus], env: str | None) -> str:
     """One line per stage, its reasons below it, and the command that brings everything up to date."""
     lines = [f"{status.name:<24}{status.state}" + "".join(f"\n{'':<24}  {reason}" for reason in status.reasons)
              for status in statuses]
-    todo = [status.name for status in statuses if status.state != UP_TO_DATE]
+    todo = [status.name for status in statuses if status.state not in (UP_TO_DATE, NOT_CHECKED)]
     environment = f" --env {env}" if env else ""
     lines.append(f"\nto bring them up to date: kedro run{environment} --pipelines {','.join(todo)}" if todo
                  else "\nevery stage is up to date")
