@@ -66,6 +66,11 @@ PAIRED_DIFFERENCES = (
     ("neurontune_dagger_crossfit", "dfr_groupfree", "cross-fitted NeuronTune† − group-free DFR (the same data)"),
 )
 VALIDITY_COLUMNS = ("erm_mean_accuracy", "erm_worst_group_accuracy", "oracle_worst_group_accuracy", "headroom")
+#: run-row column → key of ``metrics["mask_quality"][method]`` (does the mask hit the shortcut?)
+MASK_QUALITY_COLUMNS = {"mask_precision": "precision", "mask_recall": "recall", "mask_random_precision": "random_precision",
+                        "mask_random_recall": "random_recall", "mask_core_share": "core_share",
+                        "mask_random_core_share": "random_core_share", "mask_attribute_neurons": "n_attribute_neurons"}
+GUARD_MARGIN_PARAMETER = "harm_guard.margin"
 
 
 def registry():
@@ -133,7 +138,7 @@ def collect_run(client, tracking_uri: str, run_id: str, key: tuple, wall_seconds
     """Rows (method × metrics × timings) read back from one finished MLflow run."""
     import mlflow
 
-    from neurontune.methods import VALIDITY, method_entries
+    from neurontune.methods import HARM, MASK_QUALITY, VALIDITY, method_entries
 
     with tempfile.TemporaryDirectory() as folder:
         report = json.loads(Path(mlflow.artifacts.download_artifacts(
@@ -162,8 +167,27 @@ def collect_run(client, tracking_uri: str, run_id: str, key: tuple, wall_seconds
             "reference_seconds": _node_seconds(timings, nodes.get(COST_REFERENCE, ())),
             **{f"validity_{name}": card.get(name, float("nan")) for name in VALIDITY_COLUMNS},
             "run_wall_seconds": wall_seconds, "run_id": run_id, **stages,
+            **mask_quality_columns(report.get(MASK_QUALITY, {}).get(method)),
+            **harm_columns(report.get(HARM, {}).get(method), run.data.params.get(GUARD_MARGIN_PARAMETER)),
         })
     return rows
+
+
+def mask_quality_columns(quality: dict | None) -> dict:
+    """``mask_<metric>`` columns of a run row from ``metrics["mask_quality"][method]`` (NaN without a mask)."""
+    return {column: float((quality or {}).get(name, float("nan"))) for column, name in MASK_QUALITY_COLUMNS.items()}
+
+
+def harm_columns(harm: dict | None, margin: str | None) -> dict:
+    """The harm report's test delta and the label-free guard's decision for a run row (NaN for ERM)."""
+    harm = harm or {}
+    selection = harm.get("selection", {})
+    return {"harm_delta_wga": float(harm.get(REPORT_SPLIT, {}).get("delta_worst_group_accuracy", float("nan"))),
+            "harm_worse_than_erm": float(harm.get("worse_than_erm", float("nan"))),
+            "guard_would_fire": float(selection.get("guard_would_fire", float("nan"))),
+            "guard_fired": float(selection.get("guard_fired", float("nan"))),
+            "guard_delta_selection": float(selection.get("delta_worst_class_accuracy", float("nan"))),
+            "guard_margin": float(margin) if margin is not None else float("nan")}
 
 
 def finished_children(client, tracking_uri: str, experiment_id: str, parent_id: str) -> tuple[dict, float]:
@@ -315,6 +339,86 @@ def render_paired(rows: pd.DataFrame) -> list[str]:
     return lines + [""] + list(meanings) + [""]
 
 
+def render_mask_quality(rows: pd.DataFrame) -> list[str]:
+    """Does the mask hit the shortcut? Mask precision / recall for the attribute neurons beside a random mask of
+    the same size, per benchmark, ERM mode, regime and masking method (mean ± std over seeds)."""
+    if "mask_precision" not in rows.columns or not rows["mask_recall"].notna().any():
+        return []
+    masked = _ordered(rows[rows["mask_recall"].notna()])
+    lines = ["## Does the mask hit the shortcut?", "",
+             "Attribute neurons: within-class AUROC of a neuron's test activation for the spurious attribute ≥ 0.7 or "
+             "≤ 0.3 (evaluation reads the attribute; nothing else does). Precision = share of masked neurons that are "
+             "attribute neurons; recall = share of attribute neurons that are masked; *random* = the expected value "
+             "for a random mask of the same size. Core share = share of masked neurons whose within-attribute AUROC "
+             "for the class is as extreme (masking those costs core evidence). Mean ± std over seeds; a seed whose "
+             "head masks nothing has no precision.", "",
+             "| benchmark | ERM mode | regime | method | precision | random | recall | random | core share | random "
+             "| attribute neurons | masked |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for keys, table in masked.groupby([*GROUPING, "method"], sort=False):
+        cells = [_pm(table[column].mean(), table[column].std()) for column in
+                 ("mask_precision", "mask_random_precision", "mask_recall", "mask_random_recall", "mask_core_share",
+                  "mask_random_core_share")]
+        lines.append("| " + " | ".join(keys) + " | " + " | ".join(cells) +
+                     f" | {table['mask_attribute_neurons'].mean():.1f} | {table['n_masked'].mean():.1f} |")
+    return lines + [""]
+
+
+def harm_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per benchmark, ERM mode, regime and label-free method: seeds below ERM's test WGA, the worst and mean
+    difference, and the label-free guard's record (fired, rightly = the method was below ERM on test, wrongly,
+    missed; the WGA it saved where right and cost where wrong)."""
+    rows = _ordered(rows)
+    erm = rows[rows["method"] == "erm"].set_index("run_id")["worst_group_accuracy"]
+    candidates = rows[(rows["labels_used"] == "none") & (rows["method"] != "erm")]
+    candidates = candidates.assign(delta=candidates["worst_group_accuracy"] - candidates["run_id"].map(erm))
+    if "guard_would_fire" not in candidates.columns:
+        candidates = candidates.assign(guard_would_fire=np.nan, guard_margin=np.nan)
+    records = []
+    for keys, table in candidates.groupby([*GROUPING, "method"], sort=False):
+        below, fired = table["delta"] < 0, table["guard_would_fire"] == 1
+        records.append({**dict(zip([*GROUPING, "method"], keys)), "n_seeds": len(table), "n_below": int(below.sum()),
+                        "worst_delta": table["delta"].min(), "mean_delta": table["delta"].mean(),
+                        "guard_known": bool(table["guard_would_fire"].notna().all()), "n_fired": int(fired.sum()),
+                        "n_right": int((fired & below).sum()), "n_wrong": int((fired & ~below).sum()),
+                        "n_missed": int((~fired & below).sum()), "saved": (-table.loc[fired & below, "delta"]).sum(),
+                        "cost": table.loc[fired & ~below, "delta"].sum(), "margins": sorted(table["guard_margin"].dropna().unique())})
+    return pd.DataFrame(records)
+
+
+def render_harm(rows: pd.DataFrame) -> list[str]:
+    """The harm rate per label-free method, then what the do-no-harm guard did and cost."""
+    table = harm_table(rows)
+    if table.empty:
+        return []
+    lines = ["## Harm rate: label-free methods below ERM", "",
+             f"Seeds in which the method's {REPORT_SPLIT} WGA fell below ERM's (same run), the worst and the mean "
+             "difference (method − ERM).", "",
+             "| benchmark | ERM mode | regime | method | seeds below ERM | worst Δ WGA | mean Δ WGA |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {row.benchmark} | {row.erm_mode} | {row.regime} | {row.method} | {row.n_below} / {row.n_seeds} | "
+              f"{row.worst_delta:+.3f} | {row.mean_delta:+.3f} |" for row in table.itertuples()]
+    known = table[table["guard_known"]]
+    if known.empty:
+        return lines + [""]
+    margins = sorted({margin for values in known["margins"] for margin in values})
+    lines += ["", "## The do-no-harm guard", "",
+              "Label-free: a method fires the guard when its worst-class accuracy on the selection half of validation "
+              f"does not beat ERM's by the margin ({', '.join(f'{m:g}' for m in margins) or 'n/a'}); its registered model "
+              f"then keeps ERM's head. *Rightly*: the method was below ERM on {REPORT_SPLIT} WGA; *wrongly*: it was not; "
+              f"*missed*: below ERM but the guard did not fire. *Saved* = {REPORT_SPLIT} WGA points the guard kept "
+              "where right (sum over seeds), *cost* = points it gave up where wrong; *net* = saved − cost.", "",
+              "| benchmark | ERM mode | regime | method | fired | rightly | wrongly | missed | saved | cost | net |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {row.benchmark} | {row.erm_mode} | {row.regime} | {row.method} | {row.n_fired} / {row.n_seeds} | "
+              f"{row.n_right} | {row.n_wrong} | {row.n_missed} | {row.saved:.3f} | {row.cost:.3f} | {row.saved - row.cost:+.3f} |"
+              for row in known.itertuples()]
+    total = known[["n_seeds", "n_fired", "n_right", "n_wrong", "n_missed", "saved", "cost"]].sum()
+    lines += ["", f"In all: the guard fired in {int(total.n_fired)} of {int(total.n_seeds)} method-seeds, rightly in "
+              f"{int(total.n_right)}, wrongly in {int(total.n_wrong)}, and missed {int(total.n_missed)}; it saved "
+              f"{total.saved:.3f} and cost {total.cost:.3f} WGA points (net {total.saved - total.cost:+.3f}, "
+              f"{(total.saved - total.cost) / max(int(total.n_seeds), 1):+.4f} per method-seed).", ""]
+    return lines
+
+
 def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
     """The Markdown report: validity first, one table per benchmark/mode/regime, paired differences, timing."""
     summary = summarise(rows)
@@ -349,6 +453,8 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
                 f"{row.n_masked:.1f} | {row.seconds:.2f} | {_pm(row.ratio_to_reference, row.ratio_std, 2)} |")
         lines += ["", f"Seeds: {int(table['n_seeds'].max())}. ERM training {table['erm_seconds'].iloc[0]:.1f} s.", ""]
     lines += render_paired(rows)
+    lines += render_mask_quality(rows)
+    lines += render_harm(rows)
     stage_columns = [column for column in rows.columns if column.startswith("stage_")]
     if stage_columns:
         per_run = _ordered(rows).drop_duplicates("run_id").groupby(GROUPING, sort=False)[stage_columns].mean()

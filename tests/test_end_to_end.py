@@ -6,7 +6,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from neurontune.methods import load_registry, method_entries
+from neurontune.methods import REPORT_SECTIONS, load_registry, method_entries
 from tests.conftest import kedro
 
 METHODS = set(load_registry())  # ERM, NeuronTune's variants and the baselines
@@ -22,7 +22,7 @@ def run(ci_project):
 
 def test_metrics_json_has_every_method_split_and_metric(ci_project):
     metrics = json.loads((ci_project / "data" / "ci" / "08_reporting" / "metrics.json").read_text())
-    assert set(method_entries(metrics)) == METHODS and set(metrics) - METHODS == {"validity"}
+    assert set(method_entries(metrics)) == METHODS and set(metrics) - METHODS == set(REPORT_SECTIONS)
     for method in METHODS:
         assert set(metrics[method]) == {"train", "val", "test"}
         test = metrics[method]["test"]
@@ -37,10 +37,12 @@ def test_mlflow_run_has_params_metrics_artifacts_dataset_input_and_tags(run, ci_
     assert latest.data.params["erm_training.modes.finetune.epochs"] == "3"  # flattened parameters, ci override applied
     assert "evaluation_metrics.erm.test.worst_group_accuracy" in latest.data.metrics
     assert len(client.get_metric_history(latest.info.run_id, "erm_training_history.train_loss")) == 3
-    artifacts = {a.path for folder in ("reporting", "models", "identification", "heads")
+    artifacts = {a.path for folder in ("reporting", "models", "identification", "heads", "harm_guard", "mask_evidence")
                  for a in client.list_artifacts(latest.info.run_id, folder)}
     assert {"reporting/group_accuracy.png", "reporting/metrics.json", "models/erm_model.pt",
-            "identification/neuron_scores.png", "heads/neurontune_head.npz"} <= artifacts
+            "identification/neuron_scores.png", "heads/neurontune_head.npz", "harm_guard/harm_guard.json",
+            "mask_evidence/neurontune_gallery.png", "reporting/neuron_aurocs.parquet"} <= artifacts
+    assert "evaluation_metrics.mask_quality.neurontune.recall" in latest.data.metrics
     manifest = json.loads((ci_project / "data" / "ci" / "01_raw" / "dataset_manifest.json").read_text())
     (dataset_input,) = latest.inputs.dataset_inputs
     assert dataset_input.dataset.name == "colored_mnist"
@@ -57,7 +59,7 @@ def test_rerunning_neurontune_reuses_the_cache_and_is_deterministic(ci_project):
     before = {path: path.stat().st_mtime_ns for path in [model, *caches]}
     metrics_before = (data / "08_reporting" / "metrics.json").read_bytes()
     head_before = dict(np.load(data / "06_models" / "neurontune_regulation" / "neurontune_head.npz"))
-    stages = "neuron_identification,neurontune_regulation,evaluation"
+    stages = "neuron_identification,neurontune_regulation,harm_guard,evaluation"
     result = kedro(ci_project, "run", "--env", "ci", "--pipelines", stages)
     assert "train_erm_model" not in result.stdout + result.stderr
     assert "cache_embeddings" not in result.stdout + result.stderr

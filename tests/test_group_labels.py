@@ -5,6 +5,7 @@ group-balanced oracle); they are left out of the comparison, every group-free
 baseline is held to the same standard as NeuronTune.
 """
 
+import json
 import shutil
 
 import numpy as np
@@ -15,10 +16,12 @@ import torch
 from neurontune.methods import load_registry
 from tests.conftest import copy_project, kedro
 
-TRAINING_SIDE = "erm_training,embedding_caching,neuron_identification,neurontune_regulation,baselines,evaluation"
+TRAINING_SIDE = ("erm_training,embedding_caching,neuron_identification,neurontune_regulation,baselines,harm_guard,"
+                 "mask_evidence,evaluation")
 REGISTRY = load_registry()
 LABELS_USED = {name: method.labels_used for name, method in REGISTRY.items()}
 GROUP_FREE = sorted(name for name, method in REGISTRY.items() if method.labels_used == "none" and name != "erm")
+MASKING = sorted(name for name, method in REGISTRY.items() if method.uses_mask)
 ARRAYS = ["04_feature/embeddings_train.npz", "04_feature/embeddings_val.npz", "04_feature/embeddings_test.npz",
           "06_models/biased_neuron_mask.npz", "06_models/neuron_scores.npz", "05_model_input/error_sets.npz",
           *(f"06_models/{REGISTRY[name].stage}/{name}_head.npz" for name in GROUP_FREE)]
@@ -66,3 +69,20 @@ def test_random_attributes_give_identical_predictions_but_different_group_metric
     assert not np.array_equal(*labelled), "dfr reads the (changed) group labels, so its predictions must move"
     metrics = [(twin_runs[arm] / "08_reporting" / "metrics.json").read_text() for arm in ("true", "random")]
     assert metrics[0] != metrics[1], "evaluation must read the (changed) group labels"
+
+
+def test_random_attributes_give_identical_galleries_and_guard_decisions(twin_runs):
+    """The label-free audit outputs: the tables behind the evidence galleries (and their Markdown), and the
+    do-no-harm guard's decisions for every group-free method (the PNG bytes are left out: fonts may differ)."""
+    reporting = {arm: twin_runs[arm] / "08_reporting" for arm in ("true", "random")}
+    assert MASKING
+    for name in MASKING:
+        tables = [pd.read_parquet(reporting[arm] / "mask_evidence" / f"{name}_evidence.parquet") for arm in ("true", "random")]
+        assert len(tables[0]) > 0
+        pd.testing.assert_frame_equal(*tables)
+        notes = [(reporting[arm] / "mask_evidence" / f"{name}_gallery.md").read_text() for arm in ("true", "random")]
+        assert notes[0] == notes[1]
+    guards = [json.loads((reporting[arm] / "harm_guard.json").read_text()) for arm in ("true", "random")]
+    assert guards[0]["erm"] == guards[1]["erm"] and guards[0]["settings"] == guards[1]["settings"]
+    assert {name: guards[0]["methods"][name] for name in GROUP_FREE} == {name: guards[1]["methods"][name] for name in GROUP_FREE}
+    assert guards[0]["methods"]["dfr"] != guards[1]["methods"]["dfr"], "dfr reads the (changed) group labels"

@@ -26,7 +26,7 @@ def extended_project(ci_project, tmp_path_factory):
         parameters = yaml.safe_load(path.read_text())
         parameters[block][key].update(entry)
         path.write_text(yaml.safe_dump(parameters, sort_keys=False))
-    kedro(project, "run", "--env", "ci", "--pipelines", "neurontune_regulation,baselines,evaluation")
+    kedro(project, "run", "--env", "ci", "--pipelines", "neurontune_regulation,baselines,harm_guard,evaluation")
     return project
 
 

@@ -13,7 +13,7 @@ from neurontune.tracking.cli import add_tracking_commands
 def summarise(metrics_path: Path, split: str = "test") -> str:
     """The benchmark validity card, then a plain-text table of per-group accuracy, WGA and mean accuracy per method."""
     from neurontune.core.metrics import validity_warning
-    from neurontune.methods import VALIDITY, method_entries
+    from neurontune.methods import HARM, VALIDITY, method_entries
 
     report = json.loads(metrics_path.read_text())
     metrics = method_entries(report)
@@ -35,8 +35,47 @@ def summarise(metrics_path: Path, split: str = "test") -> str:
         line = f"{method:<28}" + "".join(f"{row.get(g, float('nan')):>7.3f}" for g in groups)
         line += f"{row['worst_group_accuracy']:>7.3f}{row['mean_accuracy']:>7.3f}"
         line += f"{row.get('mean_accuracy_train_weighted', float('nan')):>8.3f}{row['worst_class_accuracy']:>8.3f}{row['n_masked']:>7d}"
-        lines.append(line)
-    return "\n".join(lines)
+        lines.append(line + harm_flag(report.get(HARM, {}).get(method)))
+    return "\n".join(lines + harm_notes(report.get(HARM, {})))
+
+
+def harm_flag(harm: dict | None) -> str:
+    """Marks after a method's row: ``worse than ERM`` (labelled evaluation), ``guard: ERM head`` (label-free)."""
+    if not harm:
+        return ""
+    marks = ["WORSE THAN ERM"] if harm.get("worse_than_erm") else []
+    marks += ["guard: ERM head"] if harm.get("selection", {}).get("guard_fired") else []
+    return "  " + "; ".join(marks) if marks else ""
+
+
+def harm_notes(harm: dict) -> list[str]:
+    """What the marks mean, and which methods carry them."""
+    worse = [method for method, entry in harm.items() if entry.get("worse_than_erm")]
+    guarded = [method for method, entry in harm.items() if entry.get("selection", {}).get("guard_fired")]
+    if not harm:
+        return []
+    return ["", f"worse than ERM in worst-group accuracy (evaluation.harm.split): {', '.join(worse) or 'none'}",
+            f"do-no-harm guard (label-free: selection-half criterion vs ERM) kept ERM's head for: {', '.join(guarded) or 'none'}"]
+
+
+def run_explain(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``neurontune explain``: rebuild a registered model's evidence galleries and masked-neuron table from its run."""
+    import os
+
+    import mlflow
+
+    from neurontune.tracking.explain import explain_model, format_explanation
+    from neurontune.tracking.lineage import default_tracking_uri
+
+    project_dir = arguments.project_dir.resolve()
+    mlflow.set_tracking_uri(arguments.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(project_dir))
+    output = arguments.output or project_dir / "explain" / arguments.model_uri.removeprefix("models:/").replace("/", "_").replace("@", "_")
+    try:
+        explanation = explain_model(arguments.model_uri, output, arguments.run_id)
+    except ValueError as error:
+        parser.exit(2, f"neurontune explain: {error}\n")
+    print(format_explanation(explanation))
+    return 0
 
 
 def project_catalog(env: str | None = None):
@@ -83,6 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("--env", default=None, help="Kedro environment (benchmark) whose metrics to show")
     summary.add_argument("--split", default="test", choices=["train", "val", "test"])
     add_tracking_commands(commands)
+    explain = commands.add_parser("explain", help="what a registered model suppresses: its evidence galleries, "
+                                  "masked neurons and mask precision/recall, rebuilt from its run's artifacts")
+    explain.add_argument("model_uri", help="models:/NAME@ALIAS or models:/NAME/VERSION")
+    explain.add_argument("--output", type=Path, default=None,
+                         help="folder for the galleries and the masked-neuron table (default: explain/NAME_VERSION)")
+    explain.add_argument("--run-id", default=None,
+                         help="read the evidence from this run (default: the run that registered the version)")
+    explain.add_argument("--project-dir", type=Path, default=Path.cwd(), help="project root (default: here)")
+    explain.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else the project's mlflow.db")
     export = commands.add_parser(
         "export-embeddings",
         help="write one .npz with x_/y_/g_{train,val,test} and the ERM head w0, b0 (run `kedro run` first)")
@@ -95,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if hasattr(arguments, "handler"):
         return arguments.handler(arguments, parser)
+    if arguments.command == "explain":
+        return run_explain(arguments, parser)
     if arguments.command == "summary":
         metrics = arguments.metrics or catalog_filepath("metrics", arguments.env)
         if not metrics.exists():

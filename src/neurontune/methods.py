@@ -30,7 +30,10 @@ BASELINE_TUNE_SETS = ("train", "val_ide")
 REFERENCE = "erm"
 #: Keys of metrics.json that are report sections, not methods.
 VALIDITY = "validity"
-REPORT_SECTIONS = (VALIDITY,)
+#: does each mask hit the shortcut (neurons' attribute AUROC; evaluation), and the do-no-harm report
+MASK_QUALITY = "mask_quality"
+HARM = "harm"
+REPORT_SECTIONS = (VALIDITY, MASK_QUALITY, HARM)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Method:
     stage : the pipeline that fits it (its Kedro namespace)
     labels_used : one of :data:`LABEL_KINDS`
     tune_set : the data its head is fitted on (None for ERM)
+    uses_mask : whether it suppresses neurons (a NeuronTune variant with ``use_mask: true``)
     """
 
     name: str
@@ -51,6 +55,7 @@ class Method:
     stage: str
     labels_used: str
     tune_set: str | None
+    uses_mask: bool = False
 
     @property
     def head_dataset(self) -> str:
@@ -82,7 +87,8 @@ def registry_from_parameters(parameters: dict) -> dict[str, Method]:
     methods = {REFERENCE: Method(REFERENCE, "reference", "embedding_caching", "none", None)}
     for name, entry in variants.items():
         validate_block(Variant, entry, ("neurontune_regulation", "variants", name))
-        methods[name] = Method(name, "neurontune", "neurontune_regulation", "none", entry["tune_set"])
+        methods[name] = Method(name, "neurontune", "neurontune_regulation", "none", entry["tune_set"],
+                               uses_mask=bool(entry["use_mask"]))
     for name, entry in baselines.items():
         validate_block(Baseline, entry, ("baselines", "methods", name))
         if name in methods:

@@ -422,10 +422,64 @@ class Validity(Schema):
     min_headroom: Annotated[float, Field(ge=-1, le=1)] = Field(description="oracle WGA − ERM WGA below this: ERM is hardly biased")
 
 
+class MaskQuality(Schema):
+    """Does each mask hit the shortcut? (reads the attribute: evaluation only)"""
+
+    split: Split = Field(description="where neurons' within-class attribute AUROC is measured")
+    auroc_threshold: Annotated[float, Field(gt=0.5, le=1)] = Field(
+        description="an attribute neuron: AUROC >= threshold or <= 1 − threshold")
+
+
+class Harm(Schema):
+    """Every method against ERM, flagged when worse on ``split``."""
+
+    split: Split = Field(description="split whose worst-group accuracy is compared with ERM's")
+    tolerance: NonNegativeFloat = Field(description="flag when WGA falls below ERM's by more than this")
+
+
 class Evaluation(Schema):
     chart_split: Split = Field(description="split of the group-accuracy chart")
     overlapping_attributes: list[str] = Field(description="0/1 metadata columns with overlapping groups (CivilComments' identities)")
     validity: Validity
+    mask_quality: MaskQuality
+    harm: Harm
+
+
+# ----------------------------------------------------------------------------- harm_guard
+
+
+class HarmGuard(Schema):
+    """Do no harm without group labels: a method that does not beat ERM's head on the selection half by
+    ``margin`` ships ERM's head in its registered model."""
+
+    enabled: bool = Field(description="false: the decision is recorded but the method's own head is shipped")
+    criterion: Literal["class"] = Field(description="the label-free partition of the selection half compared "
+                                                    "(class = worst-class accuracy; group labels are never used)")
+    margin: Annotated[float, Field(ge=-1, le=1)] = Field(description="fire unless the method's criterion >= ERM's + margin")
+
+
+# ----------------------------------------------------------------------------- mask_evidence
+
+
+class EvidenceText(Schema):
+    """Text benchmarks: words over-represented in a neuron's top texts."""
+
+    n_words: PositiveInt = Field(description="words shown per neuron")
+    word_pool: PositiveInt = Field(description="the neuron's highest-activating validation texts the words are counted in")
+    prior_strength: PositiveFloat = Field(description="pseudo-counts of the log-odds prior (the split's word frequencies)")
+
+
+class Gallery(Schema):
+    n_neurons: PositiveInt = Field(description="masked neurons shown (largest δ), and as many kept ones (largest head weight)")
+    n_samples: PositiveInt = Field(description="validation samples shown per neuron at each end (highest / lowest activation)")
+    seed: Seed = Field(description="order in which tied activations (e.g. the many zeros after a ReLU) are drawn")
+    text: EvidenceText
+
+
+class MaskEvidence(Schema):
+    """Evidence galleries of every NeuronTune variant with use_mask (class labels only, never the attribute)."""
+
+    gallery: Gallery
 
 
 # ----------------------------------------------------------------------------- model_promotion
@@ -480,6 +534,8 @@ class Parameters(Schema):
     neurontune_regulation: NeurontuneRegulation
     baselines: Baselines
     evaluation: Evaluation
+    harm_guard: HarmGuard
+    mask_evidence: MaskEvidence
     model_promotion: ModelPromotion
     runtime: Runtime
 

@@ -14,6 +14,8 @@ from neurontune.pipelines import (
     embedding_caching,
     erm_training,
     evaluation,
+    harm_guard,
+    mask_evidence,
     model_promotion,
     neuron_identification,
     neurontune_regulation,
@@ -27,6 +29,8 @@ STAGES = {
     "neuron_identification": neuron_identification,
     "neurontune_regulation": neurontune_regulation,
     "baselines": baselines,
+    "harm_guard": harm_guard,
+    "mask_evidence": mask_evidence,
     "evaluation": evaluation,
     "model_promotion": model_promotion,
 }

@@ -55,6 +55,51 @@ def rows():
     return pd.DataFrame(table)
 
 
+@pytest.fixture
+def audited(rows):
+    """The rows with mask quality for NeuronTune and a label-free method that falls below ERM in seed 1 only, where
+    the guard fires; the guard also fires (wrongly) for NeuronTune in seed 0."""
+    rows = rows.copy()
+    masked = rows["method"] == "neurontune"
+    rows.loc[masked, "mask_precision"] = [0.8, 1.0]
+    rows.loc[masked, "mask_random_precision"] = 0.25
+    rows.loc[masked, "mask_recall"] = [0.5, 0.7]
+    rows.loc[masked, "mask_random_recall"] = 0.1
+    rows.loc[masked, "mask_core_share"] = 0.0
+    rows.loc[masked, "mask_random_core_share"] = 0.3
+    rows.loc[masked, "mask_attribute_neurons"] = 8
+    rows["guard_would_fire"] = np.where(rows["method"] == "erm", np.nan, 0.0)
+    rows.loc[masked & (rows["seed"] == 0), "guard_would_fire"] = 1.0
+    rows["guard_margin"] = 0.0
+    retrain = rows["method"] == "class_balanced_retrain"
+    rows.loc[retrain & (rows["seed"] == 1), ["worst_group_accuracy", "guard_would_fire"]] = [0.45, 1.0]
+    return rows
+
+
+def test_mask_quality_is_reported_beside_the_random_mask(audited):
+    lines = "\n".join(runner.render_mask_quality(audited))
+    assert "## Does the mask hit the shortcut?" in lines
+    assert ("| colored_mnist | finetune | balanced | neurontune | 0.900 ± 0.141 | 0.250 ± 0.000 | 0.600 ± 0.141 | "
+            "0.100 ± 0.000 | 0.000 ± 0.000 | 0.300 ± 0.000 | 8.0 | 0.0 |") in lines
+    assert "| dfr |" not in lines and runner.render_mask_quality(audited.drop(columns="mask_precision")) == []
+
+
+def test_harm_rate_and_the_guard_record(audited):
+    table = runner.harm_table(audited).set_index("method")
+    assert set(table.index) == {"neurontune", "class_balanced_retrain"}  # label-free methods only
+    retrain = table.loc["class_balanced_retrain"]
+    assert retrain["n_below"] == 1 and retrain["worst_delta"] == pytest.approx(-0.15)
+    assert retrain["n_fired"] == 1 and retrain["n_right"] == 1 and retrain["saved"] == pytest.approx(0.15)
+    neurontune = table.loc["neurontune"]
+    assert neurontune["n_below"] == 0 and neurontune["n_wrong"] == 1 and neurontune["cost"] == pytest.approx(0.3)
+    report = "\n".join(runner.render_harm(audited))
+    assert "| colored_mnist | finetune | balanced | class_balanced_retrain | 1 / 2 | -0.150 | -0.025 |" in report
+    assert "| colored_mnist | finetune | balanced | neurontune | 1 / 2 | 0 | 1 | 0 | 0.000 | 0.300 | -0.300 |" in report
+    assert "the guard fired in 2 of 4 method-seeds, rightly in 1, wrongly in 1, and missed 0" in report
+    old = "\n".join(runner.render_harm(audited.drop(columns=["guard_would_fire", "guard_margin"])))
+    assert "## Harm rate" in old and "## The do-no-harm guard" not in old  # a runs.csv from before the guard
+
+
 def test_summary_averages_seeds_and_ratios_within_each_run(rows):
     summary = runner.summarise(rows).set_index("method")
     assert list(summary.index) == ["erm", "neurontune", "class_balanced_retrain", "dfr", "group_balanced_oracle"]
@@ -112,4 +157,7 @@ def test_one_tiny_seed_end_to_end(tmp_path):
     assert not (project / "data" / "ci").exists() and (project / "data" / "benchmark_runs" / "ci").is_dir()
     report = (tmp_path / "results" / "REPORT.md").read_text()
     assert "| group_balanced_oracle | val_groups |" in report and "## Benchmark validity" in report
+    assert "## Does the mask hit the shortcut?" in report and "## The do-no-harm guard" in report
+    assert runs.loc[runs["method"] == "neurontune", "mask_recall"].notna().all()
+    assert runs.loc[runs["method"] == "neurontune", "guard_margin"].eq(0.0).all()
     assert (tmp_path / "results" / "worst_group_accuracy.png").stat().st_size > 0

@@ -54,10 +54,14 @@ class LinearHead:
         return self.weight * self.keep
 
     @property
+    def suppressed(self) -> np.ndarray:
+        """Bool (M,): neurons suppressed in at least one class row."""
+        return (self.keep if self.keep.ndim == 1 else self.keep.min(axis=0)) < 1
+
+    @property
     def n_suppressed(self) -> int:
         """Neurons suppressed in at least one class row."""
-        keep = self.keep if self.keep.ndim == 1 else self.keep.min(axis=0)
-        return int(np.sum(keep < 1))
+        return int(self.suppressed.sum())
 
     def to_dict(self) -> dict[str, np.ndarray]:
         return {"weight": self.weight, "bias": self.bias, "keep": self.keep}

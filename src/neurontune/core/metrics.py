@@ -128,3 +128,131 @@ def validity_warning(card: dict, *, min_oracle_worst_group_accuracy: float = MIN
     if card["headroom"] < min_headroom:
         reasons.append(f"the headroom over ERM is {card['headroom']:+.3f} (< {min_headroom:.2f}): ERM is hardly biased")
     return "this benchmark cannot separate debiasing methods: " + "; ".join(reasons) + "."
+
+
+# ----------------------------------------------------------------- does the mask hit the shortcut?
+
+
+def auroc(scores, target) -> np.ndarray:
+    """Area under the ROC curve of every column of ``scores`` for a binary ``target``.
+
+    Parameters
+    ----------
+    scores : array, shape (N, M) — e.g. the activations of M neurons
+    target : bool array, shape (N,)
+
+    Returns
+    -------
+    array, shape (M,): P(score of a positive > score of a negative), ties counting half
+    (the Mann–Whitney statistic); NaN for every column when ``target`` has one value only.
+    """
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, dtype=np.float64)
+    target = np.asarray(target)
+    if scores.ndim != 2 or target.ndim != 1 or scores.shape[0] != target.shape[0]:
+        raise ValueError(f"scores must be (N, M) and target (N,) with the same N; got {scores.shape} and {target.shape}.")
+    if target.dtype != bool:
+        raise TypeError(f"target must be boolean (True = positive); got dtype {target.dtype}.")
+    n_positive = int(target.sum())
+    n_negative = target.size - n_positive
+    if n_positive == 0 or n_negative == 0:
+        return np.full(scores.shape[1], np.nan)
+    ranks = rankdata(scores, axis=0)
+    return (ranks[target].sum(axis=0) - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative)
+
+
+def within_stratum_auroc(scores, target, strata) -> np.ndarray:
+    """AUROC of every column of ``scores`` for ``target``, computed within each stratum and averaged over strata.
+
+    Within-class AUROC for the attribute (``strata`` = class) asks whether a neuron codes the
+    attribute beyond what the class explains; within-attribute AUROC for the class, the reverse.
+    A target with more than two values is scored one value against the rest, keeping per column
+    the value farthest from 0.5. Strata where the target takes one value are skipped.
+
+    Parameters
+    ----------
+    scores : array, shape (N, M)
+    target, strata : int arrays, shape (N,)
+
+    Returns
+    -------
+    array, shape (M,): the mean over strata (NaN when no stratum has two target values)
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    target, strata = np.asarray(target), np.asarray(strata)
+    if target.shape != (scores.shape[0],) or strata.shape != target.shape:
+        raise ValueError(f"target and strata must have shape ({scores.shape[0]},) to match scores {scores.shape}; "
+                         f"got {target.shape} and {strata.shape}.")
+    per_stratum = []
+    for stratum in np.unique(strata):
+        rows = strata == stratum
+        values = np.unique(target[rows])
+        if values.size < 2:
+            continue
+        candidates = np.stack([auroc(scores[rows], target[rows] == value) for value in values[-1 if values.size == 2 else 0:]])
+        per_stratum.append(candidates[np.argmax(np.abs(candidates - 0.5), axis=0), np.arange(scores.shape[1])])
+    if not per_stratum:
+        return np.full(scores.shape[1], np.nan)
+    return np.mean(per_stratum, axis=0)
+
+
+def extreme_auroc(aurocs, threshold: float = 0.7) -> np.ndarray:
+    """Columns whose AUROC is ``>= threshold`` or ``<= 1 - threshold`` (bool, shape (M,)); NaN is not extreme."""
+    if not 0.5 < threshold <= 1.0:
+        raise ValueError(f"threshold must lie in (0.5, 1]; got {threshold!r}.")
+    aurocs = np.asarray(aurocs, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (aurocs >= threshold) | (aurocs <= 1.0 - threshold)
+
+
+def mask_hits(masked, relevant) -> dict:
+    """How well a neuron mask matches a set of relevant (e.g. attribute-coding) neurons.
+
+    Parameters
+    ----------
+    masked, relevant : bool arrays, shape (M,)
+
+    Returns
+    -------
+    dict with ``precision`` (share of masked neurons that are relevant), ``recall`` (share of
+    relevant neurons that are masked), the expected values of both for a random mask of the
+    same size (``random_precision`` = relevant / M, ``random_recall`` = masked / M), and the
+    counts ``n_masked``, ``n_relevant``, ``n_neurons``. An undefined share (nothing masked,
+    nothing relevant) is NaN.
+    """
+    masked, relevant = np.asarray(masked), np.asarray(relevant)
+    if masked.dtype != bool or relevant.dtype != bool or masked.ndim != 1 or masked.shape != relevant.shape:
+        raise ValueError(f"masked and relevant must be boolean vectors of one length; got {masked.dtype}{masked.shape} "
+                         f"and {relevant.dtype}{relevant.shape}.")
+    n_masked, n_relevant, n_neurons, hits = int(masked.sum()), int(relevant.sum()), masked.size, int((masked & relevant).sum())
+    return {
+        "precision": hits / n_masked if n_masked else float("nan"),
+        "recall": hits / n_relevant if n_relevant else float("nan"),
+        "random_precision": n_relevant / n_neurons if n_masked else float("nan"),
+        "random_recall": n_masked / n_neurons if n_relevant else float("nan"),
+        "n_masked": n_masked,
+        "n_relevant": n_relevant,
+        "n_neurons": n_neurons,
+    }
+
+
+# ----------------------------------------------------------------- do no harm
+
+#: The per-split numbers a method is compared on with ERM.
+HARM_METRICS = ("worst_group_accuracy", "mean_accuracy")
+
+
+def change_against_reference(method: dict, reference: dict, metrics=HARM_METRICS) -> dict:
+    """``delta_<metric>`` = method − reference for each of ``metrics``, from two reports of one split."""
+    missing = [name for name in metrics if name not in method or name not in reference]
+    if missing:
+        raise ValueError(f"both reports need {list(metrics)}; {missing} missing.")
+    return {f"delta_{name}": float(method[name]) - float(reference[name]) for name in metrics}
+
+
+def guard_fires(score: float, reference_score: float, margin: float) -> bool:
+    """The do-no-harm guard: True unless ``score >= reference_score + margin`` (a NaN never passes)."""
+    if not np.isfinite(margin):
+        raise ValueError(f"margin must be a finite number; got {margin!r}.")
+    return not (np.isfinite(score) and np.isfinite(reference_score) and score - reference_score >= margin)

@@ -201,3 +201,13 @@ class FigureDataset(_FileDataset):
 
         data.savefig(handle, format="png", dpi=120, bbox_inches="tight")
         plt.close(data)
+
+
+class TextDataset(_FileDataset):
+    """A UTF-8 text file (Markdown reports)."""
+
+    def _read(self, path: Path) -> str:
+        return path.read_text(encoding="utf-8")
+
+    def _write(self, data: str, path: Path) -> None:
+        path.write_text(data, encoding="utf-8")

@@ -86,7 +86,8 @@ def register_debiased_model(bundle: dict, *, alias: str, artifact_name: str = "d
             metadata=metadata, model_config=dict(bundle.get("serving") or {}),
         )
     version = str(info.registered_model_version)
-    tags = {**metadata, MODEL_DIGEST_TAG: digest, "git_commit": _run_tag(client, info.run_id, "git_commit") or "unknown"}
+    tags = {**metadata, MODEL_DIGEST_TAG: digest, "git_commit": _run_tag(client, info.run_id, "git_commit") or "unknown",
+            **bundle.get("version_tags", {})}
     for split, values in bundle["evaluation"].items():
         for metric in RECORDED_METRICS:
             if metric in values:

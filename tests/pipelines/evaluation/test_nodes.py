@@ -1,9 +1,11 @@
 import numpy as np
+import pandas as pd
 import pytest
 
-from neurontune.methods import load_registry
+from neurontune.methods import load_registry, method_entries
 from neurontune.pipelines.evaluation.nodes import (
     add_validity_card,
+    assess_mask_quality,
     compute_group_metrics,
     flatten_metrics,
     plot_group_accuracies,
@@ -65,3 +67,38 @@ def test_flatten_and_plot():
         "validity.test.headroom": {"value": 0.3, "step": 0},
     }
     assert plot_group_accuracies(metrics, "test").axes[0].get_title() == "Per-group accuracy on test"
+
+
+def test_mask_quality_finds_a_planted_neuron_that_copies_the_attribute():
+    """Neuron 2 copies the attribute within each class; a head masking it has precision = recall = 1."""
+    rng = np.random.default_rng(0)
+    n = 400
+    y, a = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    embeddings = np.column_stack([y + rng.normal(0, 0.3, n), rng.random(n), a.astype(float), rng.random((n, 5))])
+    cache = {"embeddings": embeddings, "y": y, "sample_id": np.arange(n)}
+    metadata = pd.DataFrame({"sample_id": np.arange(n), "split": "test", "y": y, "a": a, "group": 2 * y + a})
+    keep = np.ones(8)
+    heads = {"on_target": {"weight": np.ones((2, 8)), "bias": np.zeros(2), "keep": np.where(np.arange(8) == 2, 0.0, 1.0)},
+             "off_target": {"weight": np.ones((2, 8)), "bias": np.zeros(2), "keep": np.where(np.arange(8) < 2, 0.0, 1.0)},
+             "per_class": {"weight": np.ones((2, 8)), "bias": np.zeros(2), "keep": np.stack([keep, np.where(np.arange(8) == 2, 0.0, 1.0)])}}
+    quality, aurocs = assess_mask_quality(cache, cache, cache, metadata, {"split": "test", "auroc_threshold": 0.7}, **heads)
+    assert aurocs["attribute_neuron"].tolist() == [i == 2 for i in range(8)]
+    assert aurocs["core_neuron"].tolist() == [i == 0 for i in range(8)]
+    assert quality["on_target"]["precision"] == 1.0 and quality["on_target"]["recall"] == 1.0
+    assert quality["on_target"]["random_precision"] == pytest.approx(1 / 8) and quality["on_target"]["random_recall"] == pytest.approx(1 / 8)
+    assert quality["off_target"]["precision"] == 0.0 and quality["off_target"]["recall"] == 0.0
+    assert quality["off_target"]["core_share"] == 0.5 and quality["per_class"]["recall"] == 1.0
+    assert aurocs["masked_off_target"].tolist() == [True, True] + [False] * 6
+
+
+def test_mask_quality_and_harm_are_report_sections(tiny_run):
+    metrics = tiny_run["metrics"]
+    masking = {name for name, method in load_registry().items() if method.uses_mask}
+    assert list(metrics)[-3:] == ["validity", "mask_quality", "harm"]
+    assert set(metrics["mask_quality"]) == masking and set(method_entries(metrics)) == set(load_registry())
+    for name in masking:
+        assert metrics["mask_quality"][name]["n_masked"] == metrics[name]["test"]["n_masked"]
+    flat = flatten_metrics(metrics)
+    assert "mask_quality.neurontune.recall" in flat and "harm.neurontune.test.delta_worst_group_accuracy" in flat
+    assert flat["harm.neurontune.selection.guard_fired"]["value"] in (0.0, 1.0)
+    assert len(tiny_run["neuron_aurocs"]) == tiny_run["embeddings_test"]["embeddings"].shape[1]

@@ -12,8 +12,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from neurontune.core import LinearHead, group_report, head_predict, overlapping_group_report  # noqa: E402
-from neurontune.core.metrics import validity_card, validity_warning  # noqa: E402
-from neurontune.methods import REFERENCE, VALIDITY, method_entries  # noqa: E402
+from neurontune.core.metrics import (  # noqa: E402
+    HARM_METRICS,
+    change_against_reference,
+    extreme_auroc,
+    mask_hits,
+    validity_card,
+    validity_warning,
+    within_stratum_auroc,
+)
+from neurontune.methods import HARM, MASK_QUALITY, REFERENCE, VALIDITY, method_entries  # noqa: E402
 from neurontune.data.tables import SPLITS, validate_metadata  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -74,13 +82,19 @@ def _log_summary(metrics: dict) -> None:
 
 
 def flatten_metrics(metrics: dict) -> dict:
-    """``method.split.metric`` → ``{"value", "step"}`` for MLflow."""
-    return {
-        f"{method}.{split}.{name}": {"value": float(value), "step": 0}
-        for method, splits in metrics.items()
-        for split, values in splits.items()
-        for name, value in values.items()
-    }
+    """``method.split.metric`` (and every report section's nested keys, dot-joined) → ``{"value", "step"}``
+    for MLflow; flags become 0/1."""
+    flat = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), item)
+        elif isinstance(value, (bool, int, float, np.number)):
+            flat[prefix] = {"value": float(value), "step": 0}
+
+    walk("", metrics)
+    return flat
 
 
 def add_validity_card(method_metrics: dict, validity: dict) -> dict:
@@ -126,3 +140,73 @@ def plot_group_accuracies(metrics: dict, split: str):
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.tight_layout()
     return figure
+
+
+def assess_mask_quality(embeddings_train: dict, embeddings_val: dict, embeddings_test: dict, raw_metadata: pd.DataFrame,
+                        settings: dict, **heads: dict) -> tuple[dict, pd.DataFrame]:
+    """Does each mask hit the shortcut? Per neuron, on ``settings["split"]``: the within-class AUROC of its
+    activation for the attribute and the within-attribute AUROC for the class; per masking method, mask
+    precision / recall for the attribute-coding neurons (AUROC beyond ``settings["auroc_threshold"]``)
+    beside the expected values of a random mask of the same size, and the share of masked core neurons."""
+    cache = dict(zip(SPLITS, (embeddings_train, embeddings_val, embeddings_test)))[settings["split"]]
+    labels = _attribute_labels(cache["sample_id"], raw_metadata)
+    aurocs = pd.DataFrame({
+        "neuron": np.arange(cache["embeddings"].shape[1]),
+        "attribute_auroc": within_stratum_auroc(cache["embeddings"], labels["a"], labels["y"]),
+        "core_auroc": within_stratum_auroc(cache["embeddings"], labels["y"], labels["a"]),
+    })
+    threshold = settings["auroc_threshold"]
+    aurocs["attribute_neuron"] = extreme_auroc(aurocs["attribute_auroc"], threshold)
+    aurocs["core_neuron"] = extreme_auroc(aurocs["core_auroc"], threshold)
+    quality = {}
+    for method, head in heads.items():
+        aurocs[f"masked_{method}"] = masked = LinearHead.from_arrays(head["weight"], head["bias"], head["keep"]).suppressed
+        quality[method] = _mask_quality(masked, aurocs, threshold)
+        logger.info("%s masks %d neurons: attribute precision %.2f (random %.2f), recall %.2f (random %.2f)", method,
+                    quality[method]["n_masked"], quality[method]["precision"], quality[method]["random_precision"],
+                    quality[method]["recall"], quality[method]["random_recall"])
+    return quality, aurocs
+
+
+def _attribute_labels(sample_ids: np.ndarray, raw_metadata: pd.DataFrame) -> pd.DataFrame:
+    table = raw_metadata.set_index("sample_id")
+    if not np.isin(sample_ids, table.index).all():
+        raise ValueError("the embedding cache has sample ids that raw_metadata does not know; rerun the pipeline.")
+    return table.loc[sample_ids, ["y", "a"]].reset_index(drop=True)
+
+
+def _mask_quality(masked: np.ndarray, aurocs: pd.DataFrame, threshold: float) -> dict:
+    attribute = mask_hits(masked, aurocs["attribute_neuron"].to_numpy())
+    core = mask_hits(masked, aurocs["core_neuron"].to_numpy())
+    return {**{key: attribute[key] for key in ("precision", "recall", "random_precision", "random_recall", "n_masked")},
+            "n_attribute_neurons": attribute["n_relevant"], "core_share": core["precision"],
+            "random_core_share": core["random_precision"], "n_core_neurons": core["n_relevant"],
+            "n_neurons": attribute["n_neurons"], "auroc_threshold": float(threshold)}
+
+
+def assess_harm(method_metrics: dict, harm_guard: dict, settings: dict) -> dict:
+    """Every method against ERM: ``delta_<metric>`` per split (labelled), the label-free selection-half
+    comparison and guard decision from ``harm_guard``, and ``worse_than_erm``: WGA on ``settings["split"]``
+    below ERM's by more than ``settings["tolerance"]``."""
+    missing = sorted(set(method_metrics) - {REFERENCE} - set(harm_guard["methods"]))
+    if missing:
+        raise ValueError(f"harm_guard has no decision for {missing}; run the harm_guard pipeline before evaluation.")
+    harm, split = {}, settings["split"]
+    for method, splits in method_metrics.items():
+        if method == REFERENCE:
+            continue
+        guard = harm_guard["methods"][method]
+        deltas = {name: change_against_reference(values, method_metrics[REFERENCE][name]) for name, values in splits.items()}
+        worse = deltas[split][f"delta_{HARM_METRICS[0]}"] < -settings["tolerance"]
+        selection = {key.replace("sel_", "", 1): value for key, value in guard.items() if key.startswith("delta_sel_")}
+        harm[method] = {**deltas, "selection": {**selection, "guard_would_fire": guard["would_fire"],
+                                                "guard_fired": guard["fired"]}, "worse_than_erm": bool(worse)}
+        if worse:
+            logger.warning("%s is worse than ERM on %s: WGA %+.3f against ERM", method, split,
+                           deltas[split][f"delta_{HARM_METRICS[0]}"])
+    return harm
+
+
+def add_report_sections(validity_report: dict, mask_quality: dict, harm: dict) -> dict:
+    """The metrics report: methods, the validity card, mask quality and the harm report, in that order."""
+    return {**validity_report, MASK_QUALITY: mask_quality, HARM: harm}

@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 
-from neurontune.methods import method_entries
+from neurontune.methods import REFERENCE, method_entries
 from neurontune.models.predictor import checkpoint_digest
 from neurontune.tracking.promotion import REFUSED, Candidate, PromotionRefused, decide_promotion, validate_gate
 
@@ -16,16 +16,21 @@ logger = logging.getLogger(__name__)
 
 def package_debiased_model(
     erm_model: dict, raw_inputs: dict[str, np.ndarray], metrics: dict, dataset_manifest: dict, benchmark: str,
-    packaging: dict, gate: dict, **heads: dict,
+    packaging: dict, gate: dict, harm_guard: dict | None = None, **heads: dict,
 ) -> dict:
     """Everything the registered model needs: backbone checkpoint, the chosen method's head, an input
     example, its evaluation numbers and lineage digests. The gate settings are checked here, before
-    saving this output registers anything."""
+    saving this output registers anything.
+
+    When the do-no-harm guard (``harm_guard``, label-free) fired for the method, the model keeps ERM's
+    head and ERM's numbers, and says so in its version tags (``guard.*``).
+    """
     method = packaging["method"]
     if f"{method}_head" not in heads or method not in metrics:
         raise ValueError(f"model_promotion.packaging.method must be an evaluated method "
                          f"{sorted(method_entries(metrics))}; got {method!r}.")
     validate_gate(gate, metrics[method])
+    shipped, guard_tags = _guarded_head(method, harm_guard)
     if erm_model.get("data_digest") not in (None, dataset_manifest["class_label_digest"]):
         logger.warning("the ERM checkpoint was trained on data %s, but evaluation used %s",
                        erm_model["data_digest"][:12], dataset_manifest["class_label_digest"][:12])
@@ -34,14 +39,28 @@ def package_debiased_model(
         "benchmark": benchmark,
         "method": method,
         "checkpoint": erm_model,
-        "head": heads[f"{method}_head"],
+        "head": heads[f"{shipped}_head"],
         "input_example": raw_inputs["inputs"][: packaging["input_example_size"]],
-        "evaluation": metrics[method],
+        "evaluation": metrics[shipped],
+        "version_tags": guard_tags,
         "data_digest": dataset_manifest["digest"],
         "erm_checkpoint_digest": checkpoint_digest(erm_model),
         "requirements": packaging["requirements"],
         "serving": packaging["serving"],
     }
+
+
+def _guarded_head(method: str, harm_guard: dict | None) -> tuple[str, dict]:
+    """The method whose head ships (the method, or ERM when the guard fired) and the ``guard.*`` version tags."""
+    if harm_guard is None or method == REFERENCE:
+        return method, {}
+    if method not in harm_guard["methods"]:
+        raise ValueError(f"harm_guard has no decision for {method!r}; run the harm_guard pipeline first.")
+    decision = harm_guard["methods"][method]
+    if decision["fired"]:
+        logger.warning("registering %s with ERM's head: %s", method, decision["reason"])
+    return decision["kept_head"], {"guard.fired": str(decision["fired"]).lower(), "guard.kept_head": decision["kept_head"],
+                                   "guard.reason": decision["reason"], "guard.margin": str(harm_guard["settings"]["margin"])}
 
 
 def decide_on_challenger(debiased_model: dict, gate: dict, metrics: dict) -> dict:

@@ -14,7 +14,7 @@ def create_pipeline(methods=None, **kwargs) -> Pipeline:
             node(package_debiased_model,
                  {"erm_model": "erm_model", "raw_inputs": "raw_inputs", "metrics": "metrics",
                   "dataset_manifest": "dataset_manifest", "benchmark": "params:data_versioning.name",
-                  "packaging": "params:model_promotion.packaging", "gate": "params:model_promotion.gate", **heads},
+                  "packaging": "params:model_promotion.packaging", "gate": "params:model_promotion.gate", "harm_guard": "harm_guard", **heads},
                  "debiased_model", name="package_debiased_model"),
             node(decide_on_challenger, ["debiased_model", "params:model_promotion.gate", "metrics"], "promotion_decision",
                  name="decide_on_challenger"),

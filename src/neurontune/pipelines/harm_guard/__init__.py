@@ -1,0 +1,5 @@
+"""The ``harm_guard`` pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

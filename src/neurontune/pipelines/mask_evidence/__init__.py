@@ -1,0 +1,5 @@
+"""The ``mask_evidence`` pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

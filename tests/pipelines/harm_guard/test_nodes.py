@@ -1,0 +1,107 @@
+"""Do no harm: a retrained head worse than ERM is flagged by evaluation, caught by the label-free guard, and its
+registered model keeps ERM's head."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurontune.core import LinearHead, SelectionSet, group_report, head_predict, retrain_head, search_grid
+from neurontune.methods import HARM, load_registry, method_entries
+from neurontune.models.backbones import build_model
+from neurontune.pipeline_registry import register_pipelines
+from neurontune.pipelines.evaluation.nodes import assess_harm, flatten_metrics
+from neurontune.pipelines.harm_guard.nodes import guard_against_harm
+from neurontune.pipelines.model_promotion.nodes import package_debiased_model
+
+GUARD = {"enabled": True, "criterion": "class", "margin": 0.0}
+GATE = {"split": "test", "min_delta": 0.005, "max_mean_acc_drop": 0.01, "require_same_data": True, "fail_on_refusal": False}
+HARM_SETTINGS = {"split": "test", "tolerance": 0.0}
+PACKAGING = {"method": "neurontune", "registered_model_name": "neurontune-{benchmark}", "input_example_size": 1,
+             "requirements": ["numpy"], "serving": {"device": "cpu"}}
+
+
+def split(rng, n, correlation):
+    """Neuron 0 codes the class (noisy), neuron 1 the attribute; a = y with probability ``correlation``."""
+    y = rng.integers(0, 2, n)
+    a = np.where(rng.random(n) < correlation, y, 1 - y)
+    x = np.column_stack([y + rng.normal(0, 0.5, n), a + rng.normal(0, 0.1, n)])
+    return {"embeddings": x, "y": y, "a": a, "g": 2 * y + a}
+
+
+@pytest.fixture(scope="module")
+def harmed():
+    """ERM learned the core neuron; the "debiased" head was retrained on the attribute neuron alone (worse)."""
+    rng = np.random.default_rng(0)
+    train, val, test = split(rng, 600, 0.95), split(rng, 400, 0.5), split(rng, 400, 0.5)
+    erm = retrain_head(train["embeddings"], train["y"], 2, mask=np.array([False, True]), weight_decay=1e-3)
+    erm = LinearHead.from_arrays(erm.weight, erm.bias)  # ERM's head as cached: nothing suppressed
+    split_rows = {"ide": np.arange(200), "sel": np.arange(200, 400)}
+    selection = SelectionSet.build(val["embeddings"][split_rows["sel"]], val["y"][split_rows["sel"]], 2)
+    search = search_grid([{"weight_decay": 1e-3}], lambda candidate, fold: retrain_head(
+        train["embeddings"], train["y"], 2, mask=np.array([True, False]), **candidate), [selection])
+    heads = {"erm": erm, "neurontune": search.head}
+    metrics = {name: {"test": group_report(test["y"], head_predict(test["embeddings"], head), test["g"], 2, 4)}
+               for name, head in heads.items()}
+    return {"val": val, "split": split_rows, "heads": heads, "candidates": pd.DataFrame(search.table), "metrics": metrics}
+
+
+def test_the_guard_catches_a_head_worse_than_erm_without_group_labels(harmed):
+    erm_head = harmed["heads"]["erm"].to_dict()
+    decision = guard_against_harm(harmed["val"], harmed["split"], erm_head, GUARD, neurontune=harmed["candidates"])
+    entry = decision["methods"]["neurontune"]
+    assert entry["fired"] and entry["would_fire"] and entry["kept_head"] == "erm"
+    assert entry["delta_sel_worst_class_accuracy"] < -0.2 and entry["reason"].startswith("kept ERM's head")
+    off = guard_against_harm(harmed["val"], harmed["split"], erm_head, {**GUARD, "enabled": False},
+                             neurontune=harmed["candidates"])["methods"]["neurontune"]
+    assert off["would_fire"] and not off["fired"] and off["kept_head"] == "neurontune"
+    with pytest.raises(ValueError, match="must be a label-free partition"):
+        guard_against_harm(harmed["val"], harmed["split"], erm_head, {**GUARD, "criterion": "group"},
+                           neurontune=harmed["candidates"])
+
+
+def test_evaluation_flags_the_harm_and_promotion_ships_the_erm_head(harmed, caplog):
+    erm_head = harmed["heads"]["erm"].to_dict()
+    decision = guard_against_harm(harmed["val"], harmed["split"], erm_head, GUARD, neurontune=harmed["candidates"])
+    harm = assess_harm(harmed["metrics"], decision, HARM_SETTINGS)
+    assert harm["neurontune"]["worse_than_erm"] and harm["neurontune"]["test"]["delta_worst_group_accuracy"] < -0.2
+    assert harm["neurontune"]["selection"]["guard_fired"] and "neurontune is worse than ERM on test" in caplog.text
+    flat = flatten_metrics({**harmed["metrics"], HARM: harm})
+    assert flat["harm.neurontune.worse_than_erm"]["value"] == 1.0 and set(method_entries({**harmed["metrics"], HARM: harm})) == {"erm", "neurontune"}
+    heads = {"erm_head": erm_head, "neurontune_head": harmed["heads"]["neurontune"].to_dict()}
+    model = build_model({"architecture": "small_cnn", "n_classes": 2, "in_channels": 3, "embedding_dim": 2, "width": 2})
+    checkpoint = {"config": model.config, "state_dict": model.state_dict(), "data_digest": None}
+    bundle = package_debiased_model(checkpoint, {"inputs": np.zeros((2, 3, 8, 8), np.uint8)},
+                                    {**harmed["metrics"], HARM: harm}, {"digest": "d", "class_label_digest": "d"},
+                                    "toy", PACKAGING, GATE, decision, **heads)
+    assert bundle["head"] is heads["erm_head"] and bundle["evaluation"] == harmed["metrics"]["erm"]
+    assert bundle["method"] == "neurontune" and bundle["version_tags"]["guard.fired"] == "true"
+    assert bundle["version_tags"]["guard.kept_head"] == "erm" and "selection half" in bundle["version_tags"]["guard.reason"]
+
+
+def test_a_method_missing_from_the_guard_is_an_error(harmed):
+    with pytest.raises(ValueError, match=r"harm_guard has no decision for \['neurontune'\]"):
+        assess_harm(harmed["metrics"], {"methods": {}}, HARM_SETTINGS)
+
+
+def test_the_guard_covers_every_method_of_the_registry_and_reads_no_group_labels(tiny_run):
+    pipeline = register_pipelines()["harm_guard"]
+    assert "raw_metadata" not in pipeline.inputs()
+    assert set(tiny_run["harm_guard"]["methods"]) == set(load_registry()) - {"erm"}
+    assert set(tiny_run["metrics"][HARM]) == set(load_registry()) - {"erm"}
+
+
+def test_summary_flags_harm_and_the_guard(harmed, tmp_path):
+    from neurontune.console import summarise
+
+    erm_head = harmed["heads"]["erm"].to_dict()
+    decision = guard_against_harm(harmed["val"], harmed["split"], erm_head, GUARD, neurontune=harmed["candidates"])
+    metrics = {name: {"test": {**values["test"], "n_masked": 0}} for name, values in harmed["metrics"].items()}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({**metrics, HARM: assess_harm(harmed["metrics"], decision, HARM_SETTINGS)}))
+    lines = summarise(path).splitlines()
+    (row,) = [line for line in lines if line.startswith("neurontune ")]
+    assert row.endswith("WORSE THAN ERM; guard: ERM head")
+    assert not [line for line in lines if line.startswith("erm ")][0].endswith("ERM head")
+    assert "kept ERM's head for: neurontune" in lines[-1]

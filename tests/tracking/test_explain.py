@@ -1,0 +1,78 @@
+"""`neurontune explain`: a registered model's galleries and masked-neuron table, rebuilt from its run's artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurontune.console import main
+from neurontune.tracking.explain import _rebuild
+
+from .conftest import MODEL_NAME
+
+
+@pytest.fixture
+def explain(trained_project, capsys, tmp_path):
+    previous = mlflow.get_tracking_uri()
+
+    def run(uri: str, *options: str):
+        code = main(["explain", uri, "--tracking-uri", trained_project.tracking_uri, "--project-dir",
+                     str(trained_project.path), "--output", str(tmp_path / "explained"), *options])
+        return code, capsys.readouterr().out
+
+    yield run
+    mlflow.set_tracking_uri(previous)
+
+
+def test_explain_rebuilds_the_evidence_of_the_registered_method(trained_project, explain, tmp_path):
+    code, out = explain(f"models:/{MODEL_NAME}/1")
+    assert code == 0
+    reporting = trained_project.path / "data" / "ci" / "08_reporting"
+    quality = json.loads((reporting / "metrics.json").read_text())["mask_quality"]["neurontune"]
+    assert f"{MODEL_NAME} v1" in out and "method neurontune" in out and "do-no-harm guard:" in out
+    assert f"precision {quality['precision']:.3f}" in out or quality["n_masked"] == 0
+    assert "recorded in metrics.json: the same" in out
+    explained = tmp_path / "explained"
+    for name in ("neurontune_gallery.png", "neurontune_gallery.md", "neurontune_evidence.parquet"):
+        assert (explained / name).read_bytes() == (reporting / "mask_evidence" / name).read_bytes()
+    table = pd.read_csv(explained / "neurontune_masked_neurons.csv")
+    assert len(table) == quality["n_masked"] and table["delta"].is_monotonic_decreasing
+    aurocs = pd.read_parquet(reporting / "neuron_aurocs.parquet").set_index("neuron")
+    np.testing.assert_allclose(table["attribute_auroc"].to_numpy(float), aurocs.loc[table["neuron"], "attribute_auroc"])
+
+
+def test_the_masked_neuron_table_is_rebuilt_from_head_scores_and_aurocs(tmp_path):
+    """Neurons 1 and 3 masked (3 only in class 1's row); δ from the variant's scored role, largest first."""
+    head, scores, aurocs = tmp_path / "head.npz", tmp_path / "scores.npz", tmp_path / "aurocs.parquet"
+    np.savez(head, weight=np.ones((2, 4)), bias=np.zeros(2), keep=np.array([[1.0, 0.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.0]]))
+    counts = {f"{role}_{key}": np.array([3, 3]) for role in ("ide", "all") for key in ("n_wrong", "n_right")}
+    np.savez(scores, ide_scores=np.array([[0.0, 0.2, 0.0, np.nan], [0.0, 0.1, 0.0, 0.7]]),
+             all_scores=np.array([[0.0, 0.9, 0.0, 0.1], [0.0, 0.1, 0.0, 0.3]]), **counts)
+    pd.DataFrame({"neuron": range(4), "attribute_auroc": [0.5, 0.9, 0.2, 0.6], "core_auroc": [0.9, 0.5, 0.5, 0.5],
+                  "attribute_neuron": [False, True, True, False]}).to_parquet(aurocs)
+    fetched = {"head": head, "scores": scores, "aurocs": aurocs}
+    params = {"neurontune_regulation.variants.toy.tune_set": "train", "evaluation.mask_quality.auroc_threshold": "0.7"}
+    table, quality = _rebuild(fetched, params, "toy")
+    assert table["neuron"].tolist() == [3, 1] and table["delta"].tolist() == pytest.approx([0.7, 0.2])
+    assert quality["precision"] == 0.5 and quality["recall"] == 0.5 and quality["auroc_threshold"] == 0.7
+    crossfit, _ = _rebuild(fetched, {**params, "neurontune_regulation.variants.toy.tune_set": "val_crossfit"}, "toy")
+    assert crossfit["neuron"].tolist() == [1, 3]  # δ from all of validation: 0.9 vs 0.3
+    assert _rebuild({**fetched, "aurocs": None}, params, "toy") == (None, None)
+
+
+def test_a_promotion_only_version_points_to_the_run_that_fitted_it(explain):
+    code, out = explain(f"models:/{MODEL_NAME}/2")
+    assert code == 0 and "--run-id" in out
+    first_run = mlflow.MlflowClient().get_model_version(MODEL_NAME, "1").run_id
+    code, out = explain(f"models:/{MODEL_NAME}/2", "--run-id", first_run)
+    assert code == 0 and "recorded in metrics.json: the same" in out
+
+
+def test_a_bad_uri_exits_2(explain):
+    with pytest.raises(SystemExit) as exit_info:
+        explain("runs:/abc")
+    assert exit_info.value.code == 2
