@@ -118,6 +118,13 @@ CASES = {
                        "erm_training.modes.finetune.lr: unknown key (valid here: batch_size, epochs, learning_rate, weight_decay)"),
     "mode_block_null": (lambda p: p["erm_training"]["modes"]["finetune"].update(batch_size=None),
                         "erm_training.modes.finetune.batch_size: must be an integer; got None"),
+    "guard_criterion": (lambda p: p["harm_guard"].update(criterion="group"),
+                        "harm_guard.criterion: must be one of ['class']; got 'group'"),
+    "guard_margin": (lambda p: p["harm_guard"].update(margin="0.01"), "harm_guard.margin: must be a number; got '0.01'"),
+    "auroc_threshold": (lambda p: p["evaluation"]["mask_quality"].update(auroc_threshold=0.4),
+                        "evaluation.mask_quality.auroc_threshold: must be > 0.5; got 0.4"),
+    "gallery": (lambda p: p["mask_evidence"]["gallery"].update(n_neurons=0),
+                "mask_evidence.gallery.n_neurons: must be >= 1; got 0"),
     "moved": (lambda p: p["erm_training"].update(epochs=500),
               "erm_training.epochs: no longer read: it moved to erm_training.modes.<mode>.epochs"),
 }
