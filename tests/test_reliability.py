@@ -248,14 +248,13 @@ def test_a_failure_in_regulation_leaves_earlier_stages_consistent_and_status_nam
     code, report = status(project, capsys, monkeypatch)
     found = states(report)
     assert code == 1
-    assert all(found[stage] == "up to date" for stage in
-               ("data_versioning", "erm_training", "embedding_caching", "neuron_identification")), report
+    assert all(found[stage] == "up to date" for stage in ("data_versioning", "erm_training", "embedding_caching")), report
     assert all(found[stage] == "stale" for stage in ("neurontune_regulation", "evaluation", "model_promotion")), report
     assert "data/ci/06_models/neuron_scores.npz changed after its outputs were written" in report
-    # the stages before the failure are complete and readable: every file was written whole (no temporary left)
+    # every file is whole (no temporary left) and readable, the new identification outputs included
     assert not [path for path in project.joinpath(*DATA).rglob("*") if path.name.endswith(".tmp")]
-    for name in ("validation_split", "neuron_scores", "biased_neuron_mask"):
-        folder = "05_model_input" if name == "validation_split" else "06_models"
+    for folder, name in (("05_model_input", "validation_split"), ("05_model_input", "error_sets"),
+                         ("06_models", "neuron_scores"), ("06_models", "biased_neuron_mask")):
         np.load(data_file(project, folder, f"{name}.npz"))
 
     command = report.rsplit("kedro run --env ci --pipelines ", 1)[1].split()[0]

@@ -59,7 +59,7 @@ def test_states_follow_file_times_and_upstream_stages(tmp_path):
     touch(files["raw"], 7_000)  # new raw data: the first stage is stale, and so is everything after it
     found, statuses = states(tmp_path, catalog, stages, settings)
     assert found == {"featurise": "stale", "fit": "stale"} and not all_up_to_date(statuses)
-    assert statuses[1].reasons == ["reads the outputs of featurise, which is not up to date"]
+    assert statuses[1].reasons == ["reads data/features.json, which stage featurise has to rewrite"]
     assert "kedro run --env ci --pipelines featurise,fit" in format_status(statuses, "ci")
 
 
@@ -73,3 +73,38 @@ def test_a_stage_with_remote_outputs_is_not_judged(tmp_path):
         touch(path, 1_000)
     found, statuses = states(tmp_path, catalog, stages, settings)
     assert found == {"featurise": "not checked", "fit": "up to date"} and all_up_to_date(statuses)
+
+
+def test_times_are_compared_node_by_node_and_through_memory(tmp_path):
+    """One `kedro run` interleaves stages: fit's report is written after audit ran, its model before. And an
+    in-memory intermediate passes its inputs' times on."""
+    files = {name: tmp_path / f"{name}.json" for name in ("features", "model", "audit", "report")}
+    catalog = DataCatalog(datasets={name: JsonDataset(str(path)) for name, path in files.items()})
+    stages = {"fit": Pipeline([node(identity, "features", "memory", name="a"), node(identity, "memory", "model", name="b"),
+                               node(identity, ["model", "audit"], "report", name="c")]),
+              "audit": Pipeline([node(identity, "model", "audit", name="d")])}
+    for when, name in enumerate(("features", "model", "audit", "report"), start=1):
+        touch(files[name], when * 1_000)
+    found, _ = states(tmp_path, catalog, stages, {})
+    assert found == {"fit": "up to date", "audit": "up to date"}  # stage-wide, model (2 000) < audit (3 000)
+    touch(files["features"], 5_000)  # read through the in-memory dataset by the node writing the model
+    found, statuses = states(tmp_path, catalog, stages, {})
+    assert found == {"fit": "stale", "audit": "stale"}
+    assert statuses[0].reasons == ["features.json changed after its outputs were written",
+                                   "reads audit.json, which stage audit has to rewrite"]
+    assert statuses[1].reasons == ["reads model.json, which stage fit has to rewrite"]
+
+
+def test_a_stage_reading_what_a_rerun_stage_rewrites_reruns_too(tmp_path):
+    """A stale stage rewrites all its outputs, even those a reader is up to date with (Kedro runs whole pipelines)."""
+    files = {name: tmp_path / f"{name}.json" for name in ("raw", "split", "extra", "scores", "head")}
+    catalog = DataCatalog(datasets={name: JsonDataset(str(path)) for name, path in files.items()})
+    stages = {"identify": Pipeline([node(identity, "raw", "split", name="a"), node(identity, "extra", "scores", name="b")]),
+              "fit": Pipeline([node(identity, "split", "head", name="c")])}
+    for when, name in enumerate(("raw", "extra", "split", "scores", "head"), start=1):
+        touch(files[name], when * 1_000)
+    touch(files["extra"], 9_000)
+    found, statuses = states(tmp_path, catalog, stages, {})
+    assert found == {"identify": "stale", "fit": "up to date"} and [status.rerun for status in statuses] == [True, True]
+    report = format_status(statuses, None)
+    assert "reruns too" in report and report.endswith("kedro run --pipelines identify,fit")

@@ -206,8 +206,8 @@ class FigureDataset(_FileDataset):
 class TextDataset(_FileDataset):
     """A UTF-8 text file (Markdown reports)."""
 
-    def _read(self, path: Path) -> str:
-        return path.read_text(encoding="utf-8")
+    def _read(self, handle: IO[bytes]) -> str:
+        return handle.read().decode("utf-8")
 
-    def _write(self, data: str, path: Path) -> None:
-        path.write_text(data, encoding="utf-8")
+    def _write(self, data: str, handle: IO[bytes]) -> None:
+        handle.write(data.encode("utf-8"))
