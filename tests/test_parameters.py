@@ -7,6 +7,7 @@ import shutil
 import pytest
 import yaml
 
+from neurontune.core.head import SOLVERS
 from neurontune.methods import load_registry
 from neurontune.parameters import (
     Baseline,
@@ -76,7 +77,7 @@ CASES = {
     "backbone_key": (lambda p: p["erm_training"]["model"].update(widht=8),
                      "erm_training.model.widht: unknown key; did you mean 'width'?"),
     "solver": (lambda p: p["neurontune_regulation"]["tuning"]["retrain"].update(solver="adam"),
-               "neurontune_regulation.tuning.retrain.solver: must be one of ['lbfgs', 'sgd']; got 'adam'"),
+               f"neurontune_regulation.tuning.retrain.solver: must be one of {list(SOLVERS)}; got 'adam'"),
     "bool": (lambda p: p["neurontune_regulation"]["tuning"].update(init_from_erm="yes"),
              "neurontune_regulation.tuning.init_from_erm: must be true or false; got 'yes'"),
     "empty_grid": (lambda p: p["neurontune_regulation"]["tuning"]["grid"].update(threshold=[]),
@@ -91,7 +92,7 @@ CASES = {
     "baseline_option_type": (lambda p: p["baselines"]["methods"]["dfr"]["options"].update(n_refits="3"),
                              "baselines.methods.dfr.options.n_refits: must be an integer; got '3'"),
     "baseline_retrain_option": (lambda p: p["baselines"]["methods"]["jtt_last_layer"]["options"].update(solver="adam"),
-                                "baselines.methods.jtt_last_layer.options.solver: must be one of ['lbfgs', 'sgd']"),
+                                f"baselines.methods.jtt_last_layer.options.solver: must be one of {list(SOLVERS)}"),
     "baseline_function": (lambda p: p["baselines"]["methods"]["afr"].update(function="afrr"),
                           "baselines.methods.afr.function: baseline function 'afrr' not found"),
     "oracle": (lambda p: p["evaluation"]["validity"].update(oracle="oracle"),
@@ -125,6 +126,10 @@ CASES = {
                         "evaluation.mask_quality.auroc_threshold: must be > 0.5; got 0.4"),
     "gallery": (lambda p: p["mask_evidence"]["gallery"].update(n_neurons=0),
                 "mask_evidence.gallery.n_neurons: must be >= 1; got 0"),
+    "distributed": (lambda p: p["erm_training"]["distributed"].update(nnodes=2),
+                    "erm_training.distributed: several nodes need a shared erm_training.distributed.rdzv_id"),
+    "distributed_key": (lambda p: p["erm_training"]["distributed"].update(nproc=2),
+                        "erm_training.distributed: erm_training.distributed has unknown key(s) ['nproc']"),
     "moved": (lambda p: p["erm_training"].update(epochs=500),
               "erm_training.epochs: no longer read: it moved to erm_training.modes.<mode>.epochs"),
 }

@@ -34,6 +34,7 @@ from neurontune.core.head import SOLVERS
 from neurontune.core.scoring import SELECTION_RULES, STATISTICS
 from neurontune.data.tables import SPLITS
 from neurontune.methods import BASELINE_TUNE_SETS, LABEL_KINDS, REFERENCE, VARIANT_TUNE_SETS
+from neurontune.models.distributed import DistributedSettings
 from neurontune.models.text import POOLINGS
 from neurontune.models.training import TRAINING_MODES
 
@@ -263,6 +264,9 @@ class ErmTraining(Schema):
     early_checkpoint_epoch: PositiveInt = Field(
         description="epoch whose checkpoint is kept as the early model (its errors are a label-free error set); "
                     "capped at epochs")
+    distributed: dict[str, Any] = Field(
+        description="data-parallel ERM and extraction, torchrun's settings; their types, defaults and rules are "
+                    "neurontune.models.distributed.DistributedSettings' (the library checks them without Kedro too)")
 
 
 # ----------------------------------------------------------------------------- embedding_caching
@@ -718,6 +722,10 @@ def _consistency_problems(model: Parameters, parameters: dict) -> list[Problem]:
         problems.append(Problem(("erm_training", "modes", erm.mode), f"missing: erm_training.mode is {erm.mode!r}, so "
                                 f"erm_training.modes.{erm.mode} must set {list(Optimisation.model_fields)}; found blocks "
                                 f"{sorted(erm.modes)}"))
+    try:
+        DistributedSettings.from_config(erm.distributed)
+    except (TypeError, ValueError) as error:
+        problems.append(Problem(("erm_training", "distributed"), str(error).removesuffix(".")))
     if erm.mode == "linear_probe" and not erm.model.pretrained:
         problems.append(Problem(("erm_training", "mode"), f"linear_probe needs a pretrained backbone; "
                                 f"{erm.model.architecture!r} starts from random weights"))

@@ -57,7 +57,7 @@ def test_retrain_accepts_a_torch_device():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"solver": "adam"}, r"solver must be one of \['lbfgs', 'sgd'\]"),
+        ({"solver": "adam"}, r"solver must be one of \['lbfgs', 'lbfgs_chunked', 'sgd'\]"),
         ({"max_iter": 0}, "max_iter must be a positive integer"),
         ({"epochs": 0}, "epochs must be a positive integer"),
         ({"mask": np.array([1, 0])}, "mask must be boolean"),

@@ -29,17 +29,21 @@ def explain(trained_project, capsys, tmp_path):
 
 
 def test_explain_rebuilds_the_evidence_of_the_registered_method(trained_project, explain, tmp_path):
-    code, out = explain(f"models:/{MODEL_NAME}/1")
-    assert code == 0
+    """The champion (v2) was registered by a promotion-only run: its evidence comes from the run that fitted it."""
+    method = trained_project.champion_method
+    client = mlflow.MlflowClient(trained_project.tracking_uri)
+    fitting_run = client.get_model_version(MODEL_NAME, "1").run_id  # the full DAG run (v1 packaged ERM's head)
+    code, out = explain(f"models:/{MODEL_NAME}/2", "--run-id", fitting_run)
+    assert code == 0, out
     reporting = trained_project.path / "data" / "ci" / "08_reporting"
-    quality = json.loads((reporting / "metrics.json").read_text())["mask_quality"]["neurontune"]
-    assert f"{MODEL_NAME} v1" in out and "method neurontune" in out and "do-no-harm guard:" in out
+    quality = json.loads((reporting / "metrics.json").read_text())["mask_quality"][method]
+    assert f"{MODEL_NAME} v2" in out and f"method {method}" in out and "do-no-harm guard:" in out
     assert f"precision {quality['precision']:.3f}" in out or quality["n_masked"] == 0
     assert "recorded in metrics.json: the same" in out
     explained = tmp_path / "explained"
-    for name in ("neurontune_gallery.png", "neurontune_gallery.md", "neurontune_evidence.parquet"):
+    for name in (f"{method}_gallery.png", f"{method}_gallery.md", f"{method}_evidence.parquet"):
         assert (explained / name).read_bytes() == (reporting / "mask_evidence" / name).read_bytes()
-    table = pd.read_csv(explained / "neurontune_masked_neurons.csv")
+    table = pd.read_csv(explained / f"{method}_masked_neurons.csv")
     assert len(table) == quality["n_masked"] and table["delta"].is_monotonic_decreasing
     aurocs = pd.read_parquet(reporting / "neuron_aurocs.parquet").set_index("neuron")
     np.testing.assert_allclose(table["attribute_auroc"].to_numpy(float), aurocs.loc[table["neuron"], "attribute_auroc"])
@@ -49,9 +53,10 @@ def test_the_masked_neuron_table_is_rebuilt_from_head_scores_and_aurocs(tmp_path
     """Neurons 1 and 3 masked (3 only in class 1's row); δ from the variant's scored role, largest first."""
     head, scores, aurocs = tmp_path / "head.npz", tmp_path / "scores.npz", tmp_path / "aurocs.parquet"
     np.savez(head, weight=np.ones((2, 4)), bias=np.zeros(2), keep=np.array([[1.0, 0.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.0]]))
-    counts = {f"{role}_{key}": np.array([3, 3]) for role in ("ide", "all") for key in ("n_wrong", "n_right")}
-    np.savez(scores, ide_scores=np.array([[0.0, 0.2, 0.0, np.nan], [0.0, 0.1, 0.0, 0.7]]),
-             all_scores=np.array([[0.0, 0.9, 0.0, 0.1], [0.0, 0.1, 0.0, 0.3]]), **counts)
+    roles = ("val_ide.erm.median", "val_all.erm.median")
+    counts = {f"{role}_{key}": np.array([3, 3]) for role in roles for key in ("n_wrong", "n_right")}
+    np.savez(scores, **{"val_ide.erm.median_scores": np.array([[0.0, 0.2, 0.0, np.nan], [0.0, 0.1, 0.0, 0.7]]),
+                        "val_all.erm.median_scores": np.array([[0.0, 0.9, 0.0, 0.1], [0.0, 0.1, 0.0, 0.3]])}, **counts)
     pd.DataFrame({"neuron": range(4), "attribute_auroc": [0.5, 0.9, 0.2, 0.6], "core_auroc": [0.9, 0.5, 0.5, 0.5],
                   "attribute_neuron": [False, True, True, False]}).to_parquet(aurocs)
     fetched = {"head": head, "scores": scores, "aurocs": aurocs}

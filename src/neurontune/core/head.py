@@ -9,6 +9,7 @@ import torch
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
+from neurontune.core._chunked import check_chunk_size, check_finite_block, check_row_source, iter_row_chunks
 from neurontune.core._validation import (
     check_choice,
     check_classes_present,
@@ -21,7 +22,7 @@ from neurontune.core._validation import (
 )
 from neurontune.core.groups import balanced_sample_weights
 
-SOLVERS = ("lbfgs", "sgd")
+SOLVERS = ("lbfgs", "sgd", "lbfgs_chunked")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def retrain_head(
     batch_size: int = 128,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    chunk_size: int = 65536,
 ) -> LinearHead:
     """Retrain a linear head on class-balanced, suppressed embeddings with cross-entropy.
 
@@ -143,13 +145,18 @@ def retrain_head(
         L2 pull of weight and bias toward ``init`` (requires ``init``); 0 = none.
     weight_decay : float
         L2 strength on the (suppressed) weight.
-    solver : {"lbfgs", "sgd"}
+    solver : {"lbfgs", "sgd", "lbfgs_chunked"}
         ``lbfgs`` (default): the full-batch objective above solved to convergence with
         SciPy's L-BFGS-B in float64 on the CPU (deterministic, no learning rate).
         ``sgd``: the authors' framework, SGD with momentum on class-balanced
-        mini-batches, in torch on ``device``.
+        mini-batches, in torch on ``device``. ``lbfgs_chunked``: the same L-BFGS-B with the
+        loss and gradient summed over blocks of ``chunk_size`` rows, so ``embeddings`` may be
+        an ``np.memmap`` larger than memory (one read of it per function evaluation); equal
+        to ``lbfgs`` up to float rounding.
     max_iter : int
-        ``lbfgs`` only: iteration limit.
+        ``lbfgs`` and ``lbfgs_chunked``: iteration limit.
+    chunk_size : int
+        Rows per block for ``lbfgs_chunked``.
     epochs, learning_rate, momentum, batch_size, seed, device
         ``sgd`` only: passes over ``D_tune``, step size, momentum, batch size, the batch
         sampler's seed (results are identical for a seed) and the torch device.
@@ -158,7 +165,8 @@ def retrain_head(
     -------
     LinearHead
     """
-    embeddings = check_embeddings(embeddings, "embeddings")
+    chunked = solver == "lbfgs_chunked"
+    embeddings = check_row_source(embeddings, "embeddings") if chunked else check_embeddings(embeddings, "embeddings")
     n_classes = check_n_classes(n_classes)
     y = check_classes_present(check_labels(y, n_classes, "y", n_samples=embeddings.shape[0]), n_classes,
                               "the tuning data (y)")
@@ -180,10 +188,11 @@ def retrain_head(
     if not learning_rate > 0 or not weight_decay >= 0:
         raise ValueError(f"learning_rate must be > 0 and weight_decay >= 0; got {learning_rate} and {weight_decay}.")
     weight0, bias0 = (np.zeros((n_classes, n_neurons)), np.zeros(n_classes)) if init is None else (init.weight, init.bias)
-    if solver == "lbfgs":
-        weight, bias = _solve_lbfgs(embeddings.astype(np.float64), y, keep, weights, weight0, bias0,
-                                    weight_decay=float(weight_decay), anchor_strength=float(anchor_strength),
-                                    max_iter=int(max_iter))
+    if solver in ("lbfgs", "lbfgs_chunked"):
+        whole = None if chunked else [(0, embeddings.astype(np.float64))]  # converted once, not per evaluation
+        blocks = _row_blocks(embeddings, check_chunk_size(chunk_size)) if chunked else lambda: whole
+        weight, bias = _solve_lbfgs(blocks, y, keep, weights, weight0, bias0, weight_decay=float(weight_decay),
+                                    anchor_strength=float(anchor_strength), max_iter=int(max_iter))
     else:
         weight, bias = _solve_sgd(embeddings, y, keep, weights, weight0, bias0, weight_decay=float(weight_decay),
                                   anchor_strength=float(anchor_strength), epochs=epochs, learning_rate=learning_rate,
@@ -204,25 +213,46 @@ def _training_weights(y, n_classes, sample_weight, balance_classes) -> np.ndarra
     return sample_weight * (y.shape[0] / sample_weight.sum())
 
 
-def _solve_lbfgs(x, y, keep, sample_weights, weight0, bias0, *, weight_decay, anchor_strength, max_iter):
-    """L-BFGS-B on the exact objective with its analytic gradient (float64)."""
-    n, n_neurons = x.shape
-    n_classes = weight0.shape[0]
-    rows = np.arange(n)
-    scaled = sample_weights / n
+def _row_blocks(source, chunk_size: int):
+    """A callable yielding ``(start, float64 block)`` over ``source``, checking finiteness on the first pass."""
+    checked = False
+
+    def blocks():
+        nonlocal checked
+        for start, block in iter_row_chunks(source, chunk_size):
+            if not checked:
+                check_finite_block(block, "embeddings", start)
+            yield start, np.asarray(block, dtype=np.float64)
+        checked = True
+
+    return blocks
+
+
+def _solve_lbfgs(blocks, y, keep, sample_weights, weight0, bias0, *, weight_decay, anchor_strength, max_iter):
+    """L-BFGS-B on the exact objective with its analytic gradient (float64); the data term is summed over the row
+    blocks ``blocks()`` yields (one block: the whole array in memory)."""
+    n_classes, n_neurons = weight0.shape
+    scaled = sample_weights / len(y)
 
     def objective(theta):
         weight, bias = theta[: n_classes * n_neurons].reshape(n_classes, n_neurons), theta[n_classes * n_neurons :]
         effective = weight * keep
-        logits = x @ effective.T + bias
-        logits -= logits.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(logits).sum(axis=1))
-        loss = scaled @ (log_norm - logits[rows, y]) + 0.5 * weight_decay * np.sum(effective**2)
-        residual = np.exp(logits - log_norm[:, None])
-        residual[rows, y] -= 1.0
-        residual *= scaled[:, None]
-        grad_weight = (residual.T @ x) * keep + weight_decay * effective * keep
-        grad_bias = residual.sum(axis=0)
+        loss = 0.5 * weight_decay * np.sum(effective**2)
+        grad_weight = weight_decay * effective * keep
+        grad_bias = np.zeros(n_classes)
+        for start, x in blocks():
+            rows = slice(start, start + len(x))
+            labels, weights = y[rows], scaled[rows]
+            logits = x @ effective.T + bias
+            logits -= logits.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(logits).sum(axis=1))
+            index = np.arange(len(x))
+            loss += weights @ (log_norm - logits[index, labels])
+            residual = np.exp(logits - log_norm[:, None])
+            residual[index, labels] -= 1.0
+            residual *= weights[:, None]
+            grad_weight += (residual.T @ x) * keep
+            grad_bias += residual.sum(axis=0)
         if anchor_strength:
             loss += 0.5 * anchor_strength * (np.sum((weight - weight0) ** 2) + np.sum((bias - bias0) ** 2))
             grad_weight += anchor_strength * (weight - weight0)

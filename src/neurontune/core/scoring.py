@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurontune.core._chunked import check_chunk_size, check_row_source, group_medians
 from neurontune.core._validation import check_choice, check_embeddings, check_labels, check_n_classes
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ STATISTICS = ("median", "scaled", "lcb")
 
 
 def score_neurons(embeddings, y, y_pred, n_classes: int, *, statistic: str = "median", n_bootstrap: int = 200,
-                  confidence: float = 0.9, seed: int = 0) -> NeuronScores:
+                  confidence: float = 0.9, seed: int = 0, chunk_size: int | None = None) -> NeuronScores:
     """Score every neuron for every class by how much more it fires on misclassified samples.
 
     ``δ_i^y = median{v_i : ŷ ≠ y} − median{v_i : ŷ = y}`` over the class-``y``
@@ -57,7 +58,7 @@ def score_neurons(embeddings, y, y_pred, n_classes: int, *, statistic: str = "me
     y_pred : array of int, shape (N,)
         Predictions of the model whose errors identify the neurons (ERM's, in the paper).
     n_classes : int
-    statistic, n_bootstrap, confidence, seed
+    statistic, n_bootstrap, confidence, seed, chunk_size
         See :func:`score_error_sets`; the default ``median`` is the paper's δ.
 
     Returns
@@ -66,16 +67,15 @@ def score_neurons(embeddings, y, y_pred, n_classes: int, *, statistic: str = "me
         A class with no wrong or no right sample gets a NaN row and a warning
         naming the class and the counts.
     """
-    embeddings = check_embeddings(embeddings, "embeddings")
     n_classes = check_n_classes(n_classes)
-    y = check_labels(y, n_classes, "y", n_samples=embeddings.shape[0])
-    y_pred = check_labels(y_pred, n_classes, "y_pred", n_samples=embeddings.shape[0])
+    y = check_labels(y, n_classes, "y", n_samples=len(embeddings))
+    y_pred = check_labels(y_pred, n_classes, "y_pred", n_samples=len(embeddings))
     return score_error_sets(embeddings, y, y_pred != y, y_pred == y, n_classes, statistic=statistic,
-                            n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+                            n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, chunk_size=chunk_size)
 
 
 def score_error_sets(embeddings, y, wrong, right, n_classes: int, *, statistic: str = "median", n_bootstrap: int = 200,
-                     confidence: float = 0.9, seed: int = 0) -> NeuronScores:
+                     confidence: float = 0.9, seed: int = 0, chunk_size: int | None = None) -> NeuronScores:
     """Score neurons from any split of each class into an error set and a reference set.
 
     ``wrong`` and ``right`` need not be complements (a loss-quantile split leaves the middle
@@ -94,12 +94,16 @@ def score_error_sets(embeddings, y, wrong, right, n_classes: int, *, statistic: 
         sets resampled ``n_bootstrap`` times; the ``1 − confidence`` quantile), so a neuron
         passes λ only when its difference is unlikely to be noise.
     n_bootstrap, confidence, seed : bootstrap settings (``lcb`` only)
+    chunk_size : int, optional
+        Read ``embeddings`` (an array or an ``np.memmap`` of the embedding store) this many rows
+        at a time, so memory stays flat in N; the medians equal the in-memory ones exactly.
+        ``median`` statistic only. None (default) loads the whole array.
 
     Returns
     -------
     NeuronScores (``n_wrong``/``n_right`` count the two sets per class)
     """
-    embeddings = check_embeddings(embeddings, "embeddings")
+    embeddings = check_row_source(embeddings, "embeddings") if chunk_size is not None else check_embeddings(embeddings, "embeddings")
     n_classes = check_n_classes(n_classes)
     y = check_labels(y, n_classes, "y", n_samples=embeddings.shape[0])
     wrong, right = (np.asarray(mask) for mask in (wrong, right))
@@ -109,6 +113,10 @@ def score_error_sets(embeddings, y, wrong, right, n_classes: int, *, statistic: 
     if np.any(wrong & right):
         raise ValueError("wrong and right overlap; a sample belongs to at most one of the two sets.")
     check_choice(statistic, STATISTICS, "statistic")
+    if chunk_size is not None:
+        if statistic != "median":
+            raise ValueError(f"chunked scoring computes the median statistic only; got statistic={statistic!r}.")
+        return _score_chunked(embeddings, y, wrong, right, n_classes, check_chunk_size(chunk_size))
     if statistic == "lcb" and (not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 2 or not 0 < confidence < 1):
         raise ValueError(f"lcb needs n_bootstrap >= 2 and confidence in (0, 1); got {n_bootstrap!r} and {confidence!r}.")
     return _compute_scores(embeddings, y, wrong, right, n_classes, statistic, n_bootstrap, confidence,
@@ -125,13 +133,7 @@ def _compute_scores(embeddings, y, is_wrong, is_right, n_classes, statistic="med
         wrong = in_class & is_wrong
         right = in_class & is_right
         n_wrong[label], n_right[label] = wrong.sum(), right.sum()
-        if n_wrong[label] == 0 or n_right[label] == 0:
-            message = (
-                f"class {label} is not scored: it has {n_wrong[label]} misclassified and {n_right[label]} "
-                "correctly classified identification samples; both must be non-zero."
-            )
-            warnings.warn(message, UserWarning, stacklevel=3)
-            logger.warning(message)
+        if _warn_unscored(label, n_wrong[label], n_right[label]):
             continue
         wrong_values, right_values = embeddings[wrong], embeddings[right]
         delta = np.median(wrong_values, axis=0) - np.median(right_values, axis=0)
@@ -149,6 +151,32 @@ def _compute_scores(embeddings, y, is_wrong, is_right, n_classes, statistic="med
             draws[draw] = np.median(resampled_wrong, axis=0) - np.median(resampled_right, axis=0)
         scores[label] = np.quantile(draws, 1.0 - confidence, axis=0) / spread
     return NeuronScores(scores=scores, n_wrong=n_wrong, n_right=n_right)
+
+
+def _warn_unscored(label, n_wrong, n_right) -> bool:
+    """Warn and return True when class ``label`` lacks wrong or right samples."""
+    if n_wrong > 0 and n_right > 0:
+        return False
+    message = (
+        f"class {label} is not scored: it has {n_wrong} misclassified and {n_right} "
+        "correctly classified identification samples; both must be non-zero."
+    )
+    warnings.warn(message, UserWarning, stacklevel=4)
+    logger.warning(message)
+    return True
+
+
+def _score_chunked(embeddings, y, is_wrong, is_right, n_classes, chunk_size) -> NeuronScores:
+    """The ``median`` scores, reading the embeddings a block of rows at a time (exact medians, see ``group_medians``)."""
+    n_wrong = np.bincount(y[is_wrong], minlength=n_classes)
+    n_right = np.bincount(y[is_right], minlength=n_classes)
+    scored = np.array([not _warn_unscored(label, n_wrong[label], n_right[label]) for label in range(n_classes)])
+    # group 2y: class y in the error set, 2y + 1: class y in the reference set, -1: neither / unscored class
+    groups = np.where(scored[y] & (is_wrong | is_right), 2 * y + is_right, -1)
+    medians = group_medians(embeddings, groups, 2 * n_classes, chunk_size)
+    scores = np.full((n_classes, embeddings.shape[1]), np.nan)
+    scores[scored] = (medians[0::2] - medians[1::2])[scored]
+    return NeuronScores(scores=scores, n_wrong=n_wrong.astype(np.int64), n_right=n_right.astype(np.int64))
 
 
 def _robust_spread(values: np.ndarray) -> np.ndarray:

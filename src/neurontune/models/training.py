@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Callable
 
 import numpy as np
 import torch
@@ -40,14 +39,18 @@ def train_erm(
     seed: int,
     device: torch.device,
     mode: str = "finetune",
-    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    group=None,
+    snapshot_epoch: int | None = None,
 ) -> tuple[nn.Module, list[dict]]:
     """Train ``build_model(config)`` by ERM and return the best-validation-accuracy model and the history.
 
     ``mode`` is ``finetune`` (every weight trains; mixed precision on CUDA) or
     ``linear_probe`` (a pretrained backbone stays frozen in eval mode; its embeddings
     are extracted once, batch by batch, and only the head trains on them).
-    ``on_epoch_end(epoch, model)`` is called after every epoch (e.g. to keep an early checkpoint).
+    ``group`` (a :class:`neurontune.models.distributed.ProcessGroup`, set inside a
+    distributed worker; ``finetune`` only) trains this rank's share of every batch with
+    DistributedDataParallel. ``snapshot_epoch``: keep the whole model's weights after that epoch (an early
+    checkpoint), on the CPU, in that epoch's history entry under ``snapshot``.
 
     Returns
     -------
@@ -80,23 +83,34 @@ def train_erm(
                 return model.head(val_features.to(device)).float().cpu().numpy()
     else:
         trainable = model
+        step_size = batch_size if group is None else batch_size // group.world_size
+        val_rows = slice(0, len(val_labels)) if group is None else group.shard(len(val_labels), batch_size)
 
         def batches(order, description):
             model.train()
-            return iterate_batches(model, train_inputs, batch_size, device, order, description)
+            return iterate_batches(model, train_inputs, step_size, device, order, description)
 
         def predict_val():
-            return embed_and_predict(model, val_inputs, batch_size, device)[1]
+            if val_rows.start == val_rows.stop:  # a rank with no validation batch
+                return np.empty((0, model.head.out_features), dtype=np.float32)
+            return embed_and_predict(model, val_inputs[val_rows], batch_size, device)[1]
 
+        val_labels = val_labels[val_rows]
     history = _fit(trainable, batches, predict_val, train_labels, val_labels, epochs=epochs, learning_rate=learning_rate,
-                   weight_decay=weight_decay, rng=np.random.default_rng(seed), device=device,
-                   on_epoch_end=None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, model))
+                   weight_decay=weight_decay, rng=np.random.default_rng(seed), device=device, group=group,
+                   batch_size=batch_size, snapshot=None if snapshot_epoch is None else (snapshot_epoch, model))
     return model.cpu().eval(), history
 
 
 def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, learning_rate, weight_decay, rng, device,
-         on_epoch_end=None):
-    """The epoch loop shared by both modes; restores ``trainable``'s best-validation-accuracy weights."""
+         group=None, batch_size=None, snapshot=None):
+    """The epoch loop shared by both modes; restores ``trainable``'s best-validation-accuracy weights.
+    ``snapshot`` = ``(epoch, model)``: that epoch's history entry keeps a CPU copy of ``model``'s weights.
+
+    With ``group`` each rank trains its slice of every global batch through DDP and the
+    epoch's figures are summed over ranks (see :mod:`neurontune.models.distributed`).
+    """
+    forward = trainable if group is None else group.wrap(trainable)
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=learning_rate, weight_decay=weight_decay)
     half = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     autocast = torch.autocast(device_type="cuda", dtype=half, enabled=device.type == "cuda")
@@ -104,11 +118,13 @@ def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, l
     labels = torch.as_tensor(train_labels, dtype=torch.long)
     history, best_accuracy, best_state = [], -1.0, None
     for epoch in tqdm(range(1, epochs + 1), desc="ERM epochs", unit="epoch"):
-        total_loss, total_correct = 0.0, 0
-        for indices, batch in batches(rng.permutation(len(train_labels)), f"epoch {epoch}"):
+        total_loss, total_correct, order = 0.0, 0, rng.permutation(len(train_labels))
+        if group is not None:
+            order = group.local_order(order, batch_size)
+        for indices, batch in batches(order, f"epoch {epoch}"):
             target = labels[indices].to(device)
             with autocast:
-                logits = trainable(batch).float()
+                logits = forward(batch).float()
             loss = nn.functional.cross_entropy(logits, target)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -121,17 +137,24 @@ def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, l
             scaler.update()
             total_loss += loss.item() * len(indices)
             total_correct += int((logits.argmax(1) == target).sum())
-        val_accuracy = float(np.mean(predict_val().argmax(1) == val_labels))
+        if group is None:
+            val_accuracy = float(np.mean(predict_val().argmax(1) == val_labels))
+            n_trained = len(train_labels)
+        else:  # every rank gets the same totals, hence the same best epoch
+            val_correct = int(np.sum(predict_val().argmax(1) == val_labels))  # this rank's validation shard
+            total_loss, total_correct, val_correct, n_trained, n_val = group.sum(
+                [total_loss, total_correct, val_correct, len(order), len(val_labels)])
+            val_accuracy = float(val_correct / n_val)
         history.append({
             "epoch": epoch,
-            "train_loss": total_loss / len(train_labels),
-            "train_accuracy": total_correct / len(train_labels),
+            "train_loss": total_loss / n_trained,
+            "train_accuracy": total_correct / n_trained,
             "val_accuracy": val_accuracy,
         })
         logger.info("ERM epoch %d: %s", epoch, history[-1])
+        if snapshot is not None and epoch == snapshot[0]:
+            history[-1]["snapshot"] = {name: tensor.detach().cpu().clone() for name, tensor in snapshot[1].state_dict().items()}
         if val_accuracy > best_accuracy:
             best_accuracy, best_state = val_accuracy, copy.deepcopy(trainable.state_dict())
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
     trainable.load_state_dict(best_state)
     return history

@@ -23,14 +23,14 @@ from mlflow.tracking import MlflowClient
 
 from neurontune.core import LinearHead
 from neurontune.core.metrics import mask_hits
-from neurontune.pipelines.mask_evidence.pipeline import SCORES_ROLE
+from neurontune.pipelines.neuron_identification.nodes import mask_role
 from neurontune.pipelines.neuron_identification.nodes import neuron_scores_of
 from neurontune.tracking.registry import version_record
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 #: Run parameters read back: the variant's tuning set (which δ its mask was selected from) and the
 #: AUROC threshold of an attribute neuron.
-TUNE_SET_PARAMETER = "neurontune_regulation.variants.{method}.tune_set"
+VARIANT_PARAMETERS = "neurontune_regulation.variants.{method}."
 THRESHOLD_PARAMETER = "evaluation.mask_quality.auroc_threshold"
 
 
@@ -137,9 +137,18 @@ def _rebuild(fetched: dict, params: dict, method: str) -> tuple[pd.DataFrame | N
     quality = {**mask_hits(masked, aurocs["attribute_neuron"].to_numpy(dtype=bool)),
                "auroc_threshold": float(params.get(THRESHOLD_PARAMETER, "nan"))}
     table = aurocs.loc[masked, ["neuron", "attribute_auroc", "core_auroc"]].copy()
-    role = SCORES_ROLE.get(params.get(TUNE_SET_PARAMETER.format(method=method)), "ide")
+    role = mask_role(_variant(params, method))
     table.insert(1, "delta", _deltas(fetched["scores"], role, masked))
     return table.sort_values("delta", ascending=False, kind="stable").reset_index(drop=True), quality
+
+
+def _variant(params: dict, method: str) -> dict:
+    """The variant's settings from its run's flattened parameters (levers as logged; booleans from text)."""
+    prefix = VARIANT_PARAMETERS.format(method=method)
+    variant = {key[len(prefix):]: value for key, value in params.items() if key.startswith(prefix)}
+    if "relu_before_scoring" in variant:
+        variant["relu_before_scoring"] = variant["relu_before_scoring"] == "True"
+    return {"tune_set": "val_ide", **variant}
 
 
 def _deltas(scores_path: Path | None, role: str, masked: np.ndarray) -> np.ndarray:

@@ -54,13 +54,14 @@ def text_run():
     val = {"embeddings": embeddings, "y": class_labels["y"].to_numpy(), "sample_id": class_labels["sample_id"].to_numpy()}
     scores = np.array([[0.8, -0.2, 0.0], [0.6, -0.1, 0.0]])
     head = {"weight": np.array([[0.0, -1.0, 0.2], [0.0, 1.0, -0.2]]), "bias": np.zeros(2), "keep": np.array([0.0, 1.0, 1.0])}
-    neuron_scores = {"ide_scores": scores, "ide_n_wrong": np.array([3, 3]), "ide_n_right": np.array([3, 3])}
+    role = "val_ide.erm.median"  # the paper's scoring role
+    neuron_scores = {f"{role}_scores": scores, f"{role}_n_wrong": np.array([3, 3]), f"{role}_n_right": np.array([3, 3])}
     return val, class_labels, {"inputs": texts}, neuron_scores, head
 
 
 def test_text_evidence_names_the_words_of_a_masked_neuron(text_run):
     val, class_labels, raw_inputs, neuron_scores, head = text_run
-    table = collect_mask_evidence(val, class_labels, raw_inputs, neuron_scores, head, "ide", SETTINGS)
+    table = collect_mask_evidence(val, class_labels, raw_inputs, neuron_scores, head, {"tune_set": "val_ide"}, SETTINGS)
     masked = table[table["kind"] == "masked"]
     assert set(masked["neuron"]) == {0}
     assert masked["top_words"].iloc[0].startswith("not (")
@@ -73,7 +74,7 @@ def test_text_evidence_names_the_words_of_a_masked_neuron(text_run):
 
 def test_a_head_without_a_mask_shows_its_kept_neurons_only(text_run):
     val, class_labels, raw_inputs, neuron_scores, head = text_run
-    table = collect_mask_evidence(val, class_labels, raw_inputs, neuron_scores, {**head, "keep": np.ones(3)}, "ide", SETTINGS)
+    table = collect_mask_evidence(val, class_labels, raw_inputs, neuron_scores, {**head, "keep": np.ones(3)}, {"tune_set": "val_ide"}, SETTINGS)
     assert set(table["kind"]) == {"unmasked"}
     _, notes = draw_mask_gallery(table, raw_inputs, class_labels, "toy")
     assert "(masked" not in notes and "## Neuron 1 (kept" in notes

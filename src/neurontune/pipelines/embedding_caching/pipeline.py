@@ -10,7 +10,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 cache_embeddings,
-                ["raw_inputs", "class_labels", "erm_model", "erm_early_model", "params:embedding_caching"],
+                ["raw_inputs", "class_labels", "erm_model", "erm_early_model", "params:embedding_caching",
+                 "params:erm_training.distributed"],
                 ["embeddings_train", "embeddings_val", "embeddings_test", "erm_head"],
                 name="cache_embeddings",
             )

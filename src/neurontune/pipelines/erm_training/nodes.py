@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
 from neurontune.data.tables import CLASS_LABEL_COLUMNS, content_digest, split_arrays, validate_metadata
-from neurontune.models.backbones import model_checkpoint
+from neurontune.models.backbones import build_model, model_checkpoint
 from neurontune.models.devices import resolve_device
+from neurontune.models.distributed import DistributedSettings, train_erm_distributed
 from neurontune.models.training import train_erm
 from neurontune.parameters import Optimisation
 
@@ -25,27 +28,20 @@ def train_erm_model(raw_inputs: dict[str, np.ndarray], class_labels: pd.DataFram
     val_x, val_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "val")
     frozen = erm["mode"] == "linear_probe"
     early_epoch = min(erm["early_checkpoint_epoch"], optimisation["epochs"])
-    early = {}
-
-    def keep_early(epoch: int, model) -> None:
-        if epoch == early_epoch:
-            early.update(_detached(model_checkpoint(model, frozen_backbone=frozen)), epoch=epoch)
-
-    model, history = train_erm(erm["model"], train_x, train_y, val_x, val_y, **optimisation, seed=erm["seed"],
-                               device=resolve_device(erm["device"]), mode=erm["mode"], on_epoch_end=keep_early)
+    settings = DistributedSettings.from_config(erm.get("distributed"))
+    train = partial(train_erm_distributed, settings) if settings.enabled else train_erm
+    model, history = train(erm["model"], train_x, train_y, val_x, val_y, **optimisation, seed=erm["seed"],
+                           device=resolve_device(erm["device"]), mode=erm["mode"], snapshot_epoch=early_epoch)
+    early = build_model(erm["model"])
+    early.load_state_dict(history[early_epoch - 1].pop("snapshot"))
     digest = content_digest(raw_inputs["inputs"], class_labels[list(CLASS_LABEL_COLUMNS)])
     checkpoint = {**model_checkpoint(model, frozen_backbone=frozen), "data_digest": digest}
+    early_checkpoint = {**model_checkpoint(early, frozen_backbone=frozen), "epoch": early_epoch, "data_digest": digest}
     metric_history = {
         key: [{"value": row[key], "step": row["epoch"]} for row in history]
         for key in ("train_loss", "train_accuracy", "val_accuracy")
     }
-    return checkpoint, metric_history, {**early, "data_digest": digest}
-
-
-def _detached(checkpoint: dict) -> dict:
-    """A copy of ``checkpoint`` whose tensors are on the CPU and no longer shared with the training model."""
-    return {**checkpoint, "state_dict": {name: tensor.detach().cpu().clone()
-                                         for name, tensor in checkpoint["state_dict"].items()}}
+    return checkpoint, metric_history, early_checkpoint
 
 
 def mode_settings(erm: dict) -> dict:

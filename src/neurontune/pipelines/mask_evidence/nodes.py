@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 
 from neurontune.core import LinearHead  # noqa: E402
 from neurontune.core.evidence import evidence_neurons, extreme_samples, overrepresented_words  # noqa: E402
-from neurontune.pipelines.neuron_identification.nodes import neuron_scores_of  # noqa: E402
+from neurontune.pipelines.neuron_identification.nodes import mask_role, neuron_scores_of  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +29,13 @@ KIND_LABELS = {"masked": "masked", "unmasked": "kept"}
 
 def collect_mask_evidence(
     embeddings_val: dict, class_labels: pd.DataFrame, raw_inputs: dict, neuron_scores: dict, head: dict,
-    scores_role: str, settings: dict,
+    variant: dict, settings: dict,
 ) -> pd.DataFrame:
     """One row per shown neuron × shown validation sample: ``kind`` (masked / unmasked), ``neuron_rank``,
-    ``neuron``, ``delta`` (max over classes of ``δ`` on ``scores_role``), ``weight_spread``, ``end``
+    ``neuron``, ``delta`` (max over classes of the ``δ`` the variant's mask was selected from), ``weight_spread``, ``end``
     (highest / lowest), ``sample_rank``, ``sample_id``, ``y``, ``activation``; for text also ``text``
     and the neuron's ``top_words``."""
-    scores = neuron_scores_of(neuron_scores, scores_role).scores
+    scores = neuron_scores_of(neuron_scores, mask_role(variant)).scores
     active = embeddings_val["embeddings"].std(axis=0) > 0
     chosen = evidence_neurons(scores, masked_neurons(head), head["weight"], settings["n_neurons"], active)
     texts = _validation_texts(raw_inputs, class_labels, embeddings_val["sample_id"])

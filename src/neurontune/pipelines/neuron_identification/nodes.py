@@ -51,6 +51,13 @@ def scoring_role(rows: str, variant: dict) -> str:
     return role + (".relu" if variant["relu_before_scoring"] else "")
 
 
+def mask_role(variant: dict) -> str:
+    """The scoring role a variant's final mask is selected from (all of validation when cross-fitted: its chosen
+    configuration is refit there)."""
+    rows = "val_all" if variant["tune_set"] == "val_crossfit" else Variant.with_defaults(variant)["identify_on"]
+    return scoring_role(rows, variant)
+
+
 def variant_roles(variant: dict) -> list[str]:
     """Every scoring role a variant reads (its folds and, cross-fitted, its refit)."""
     if variant["tune_set"] == "val_crossfit":
