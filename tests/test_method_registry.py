@@ -57,9 +57,9 @@ def test_the_registry_orders_erm_variants_then_baselines():
 
 
 @pytest.mark.parametrize(("change", "match"), [
-    ({"baselines": {"methods": {"x": {"function": "dfr", "labels_used": "all", "tune_set": "train"}}}}, "labels_used must be one of"),
-    ({"baselines": {"methods": {"x": {"function": "dfr", "labels_used": "none"}}}}, r"is missing \['tune_set'\]"),
-    ({"neurontune_regulation": {"variants": {"x": {"tune_set": "test", "use_mask": True}}}}, "tune_set must be one of"),
+    ({"baselines": {"methods": {"x": {"function": "dfr", "labels_used": "all", "tune_set": "train"}}}}, "x.labels_used: must be one of"),
+    ({"baselines": {"methods": {"x": {"function": "dfr", "labels_used": "none"}}}}, "x.tune_set: missing"),
+    ({"neurontune_regulation": {"variants": {"x": {"tune_set": "test", "use_mask": True}}}}, "x.tune_set: must be one of"),
     ({"neurontune_regulation": {"variants": {}}}, "needs a non-empty mapping neurontune_regulation.variants"),
 ])
 def test_bad_registry_entries_are_named(change, match):

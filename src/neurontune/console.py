@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--output", default=None, type=Path,
                         help="default: embeddings_export.npz in the benchmark's 07_model_output folder")
     export.add_argument("--env", default=None, help="Kedro environment of the run to export (a benchmark)")
+    status = commands.add_parser("status", help="which stages' outputs are missing or older than their inputs or "
+                                                "parameters (exit 1 when any stage is not up to date)")
+    status.add_argument("--env", default=None, help="Kedro environment (benchmark) whose data to check")
     arguments = parser.parse_args(argv)
     if hasattr(arguments, "handler"):
         return arguments.handler(arguments, parser)
@@ -150,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         if not metrics.exists():
             parser.error(f"{metrics} does not exist; run `kedro run{' --env ' + arguments.env if arguments.env else ''}` first.")
         print(summarise(metrics, arguments.split))
+    elif arguments.command == "status":
+        from neurontune.stage_status import all_up_to_date, format_status, project_status
+
+        statuses = project_status(Path.cwd(), arguments.env)
+        print(format_status(statuses, arguments.env))
+        return 0 if all_up_to_date(statuses) else 1
     elif arguments.command == "export-embeddings":
         output, arrays = export_embeddings(arguments.output, arguments.env)
         shapes = ", ".join(f"{key} {value.shape}" for key, value in arrays.items() if key[0] in "xwb")

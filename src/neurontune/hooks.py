@@ -46,7 +46,7 @@ def run_name(parameters: dict) -> str | None:
     """``colored_mnist · val 0.5 · seed 0``: benchmark, validation correlation, ERM seed (what is known)."""
     data, erm = parameters.get("data_versioning") or {}, parameters.get("erm_training") or {}
     parts = [str(data["name"])] if data.get("name") else []
-    parts += [f"val {data['val_correlation']}"] if "val_correlation" in data else []
+    parts += [f"val {data['val_correlation']}"] if data.get("val_correlation") is not None else []  # null: published
     parts += [f"seed {erm['seed']}"] if "seed" in erm else []
     return " · ".join(parts) or None
 

@@ -76,19 +76,21 @@ class Method:
 
 
 def registry_from_parameters(parameters: dict) -> dict[str, Method]:
-    """The registry, in report order (ERM, the NeuronTune variants, the baselines), from merged parameters."""
+    """The registry, in report order (ERM, the NeuronTune variants, the baselines), from merged parameters.
+
+    Each entry is checked against its schema (:class:`neurontune.parameters.Variant`, :class:`~neurontune.parameters.Baseline`).
+    """
+    from neurontune.parameters import Baseline, Variant, validate_block
+
     variants = _section(parameters, "neurontune_regulation", "variants")
     baselines = _section(parameters, "baselines", "methods")
     methods = {REFERENCE: Method(REFERENCE, "reference", "embedding_caching", "none", None)}
     for name, entry in variants.items():
-        _check_entry(name, entry, "neurontune_regulation.variants", {"tune_set", "use_mask"}, VARIANT_TUNE_SETS)
+        validate_block(Variant, entry, ("neurontune_regulation", "variants", name))
         methods[name] = Method(name, "neurontune", "neurontune_regulation", "none", entry["tune_set"],
                                uses_mask=bool(entry["use_mask"]))
     for name, entry in baselines.items():
-        _check_entry(name, entry, "baselines.methods", {"function", "labels_used", "tune_set"}, BASELINE_TUNE_SETS)
-        if entry["labels_used"] not in LABEL_KINDS:
-            raise ValueError(f"baselines.methods.{name}.labels_used must be one of {list(LABEL_KINDS)}; "
-                             f"got {entry['labels_used']!r}.")
+        validate_block(Baseline, entry, ("baselines", "methods", name))
         if name in methods:
             raise ValueError(f"method {name!r} is declared twice (a variant and a baseline); names must be unique.")
         methods[name] = Method(name, "baseline", "baselines", entry["labels_used"], entry["tune_set"])
@@ -117,16 +119,6 @@ def _section(parameters: dict, block: str, key: str) -> dict:
         raise ValueError(f"the method registry needs a non-empty mapping {block}.{key} in "
                          f"conf/base/parameters_{block}.yml; got {section!r}.")
     return section
-
-
-def _check_entry(name: str, entry, where: str, required: set[str], tune_sets: tuple[str, ...]) -> None:
-    if not isinstance(entry, dict):
-        raise ValueError(f"{where}.{name} must be a mapping; got {entry!r}.")
-    missing = sorted(required - set(entry))
-    if missing:
-        raise ValueError(f"{where}.{name} is missing {missing}; every entry needs {sorted(required)}.")
-    if entry["tune_set"] not in tune_sets:
-        raise ValueError(f"{where}.{name}.tune_set must be one of {list(tune_sets)}; got {entry['tune_set']!r}.")
 
 
 def method_entries(metrics: dict) -> dict:

@@ -6,8 +6,10 @@ from pathlib import Path
 from kedro.utils import find_kedro_project
 
 from neurontune.hooks import LineageHook, NodeTimingHook, ObjectStoreHook
+from neurontune.parameter_hooks import RunSettingsHook
 
-HOOKS = (ObjectStoreHook(), LineageHook(), NodeTimingHook())
+# RunSettingsHook is registered last and runs first (tryfirst): parameters are checked before anything else
+HOOKS = (ObjectStoreHook(), LineageHook(), NodeTimingHook(), RunSettingsHook())
 
 
 def tracking_uri() -> str:

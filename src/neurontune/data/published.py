@@ -60,8 +60,30 @@ def _metadata_image_benchmark(name: str, root: str, image_dir: str) -> tuple[np.
             f"{name}: {len(missing)} of {len(paths)} images listed in metadata.csv are missing under {root / image_dir}, "
             f"e.g. {missing[0]}; the images must sit at <root>/{image_dir + '/' if image_dir else ''}<img_filename>."
         )
+    _check_images(name, paths)
     metadata = _metadata(table["img_id"], _split_names(name, table["split"]), table["y"], table["place"])
     return paths, metadata
+
+
+def _check_images(name: str, paths: np.ndarray) -> None:
+    """Every image file is non-empty and has a readable image header: a zero-byte or foreign file fails here,
+    naming it, rather than in ERM training. (The pixels are decoded when read; a truncated file is named then.)"""
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    bad = []
+    for path in tqdm(paths, desc=f"{name}: checking images", disable=len(paths) < 5000):
+        if Path(path).stat().st_size == 0:
+            bad.append(f"{path} (zero bytes)")
+            continue
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, SyntaxError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+            bad.append(f"{path} ({type(error).__name__}: {error})")
+    if bad:
+        raise DatasetLayoutError(f"{name}: {len(bad)} of {len(paths)} images listed in metadata.csv cannot be read, "
+                                 f"e.g. {bad[0]}; replace or remove them (and their metadata.csv rows).")
 
 
 def build_multinli(config: dict) -> tuple[np.ndarray, pd.DataFrame]:

@@ -23,9 +23,12 @@ def load_image_file(path: str, image_size: int, crop_fraction: float) -> np.ndar
     """Read an image file as uint8 (3, S, S): resize to ``S / crop_fraction`` square, then centre-crop ``S``."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        resized = round(image_size / crop_fraction)
-        image = image.convert("RGB").resize((resized, resized), Image.BILINEAR)
+    try:
+        with Image.open(path) as image:
+            resized = round(image_size / crop_fraction)
+            image = image.convert("RGB").resize((resized, resized), Image.BILINEAR)
+    except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt: say which file
+        raise ValueError(f"cannot read image {path}: {type(error).__name__}: {error}") from error
     offset = (resized - image_size) // 2
     array = np.asarray(image)[offset : offset + image_size, offset : offset + image_size]
     return np.ascontiguousarray(array.transpose(2, 0, 1))

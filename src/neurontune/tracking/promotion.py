@@ -7,7 +7,6 @@ applies the decision.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import asdict, dataclass
 
@@ -56,43 +55,19 @@ class PromotionDecision:
         return {**asdict(self), "promote": self.promote}
 
 
-#: Every gate setting, its type and meaning (conf/base/parameters_model_promotion.yml).
-GATE_SETTINGS = {
-    "split": (str, "split whose numbers are compared"),
-    "min_delta": (float, "required worst-group accuracy gain, >= 0"),
-    "max_mean_acc_drop": (float, "largest allowed mean-accuracy fall, >= 0"),
-    "require_same_data": (bool, "refuse when the versions were evaluated on different data"),
-    "fail_on_refusal": (bool, "a refused challenger fails the run"),
-}
-
-
 def validate_gate(gate: dict, splits) -> dict:
     """Check every gate setting before anything is registered; return them as a plain dict.
 
     Parameters
     ----------
     gate : dict
-        ``model_promotion.gate``: exactly the keys of :data:`GATE_SETTINGS`.
+        ``model_promotion.gate``; its keys, types and ranges are :class:`neurontune.parameters.Gate`.
     splits : iterable of str
         The splits the challenger was evaluated on; ``split`` must be one of them.
     """
-    if not isinstance(gate, dict):
-        raise ValueError(f"model_promotion.gate must be a mapping of {sorted(GATE_SETTINGS)}; got {type(gate).__name__}.")
-    for key in gate:
-        if key not in GATE_SETTINGS:
-            close = difflib.get_close_matches(str(key), GATE_SETTINGS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"model_promotion.gate has an unknown setting {key!r}{hint}; valid: {sorted(GATE_SETTINGS)}.")
-    missing = sorted(set(GATE_SETTINGS) - set(gate))
-    if missing:
-        raise ValueError(f"model_promotion.gate is missing {missing}.")
-    for key, (kind, meaning) in GATE_SETTINGS.items():
-        value = gate[key]
-        if kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"model_promotion.gate.{key} ({meaning}) must be a finite number >= 0; got {value!r}.")
-        elif not isinstance(value, kind):
-            raise ValueError(f"model_promotion.gate.{key} ({meaning}) must be a {kind.__name__}; got {value!r}.")
+    from neurontune.parameters import Gate, validate_block
+
+    validate_block(Gate, gate, ("model_promotion", "gate"))
     splits = sorted(splits)
     if gate["split"] not in splits:
         raise ValueError(f"model_promotion.gate.split must be one of the evaluated splits {splits}; got {gate['split']!r}.")

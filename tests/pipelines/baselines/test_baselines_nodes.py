@@ -38,12 +38,8 @@ def test_miswired_group_labels_are_refused(tiny_run, parameters):
         fit_baseline("dfr", methods["dfr"], settings, **data)
 
 
-def test_unknown_options_and_functions_are_named(tiny_run, parameters):
-    settings, methods = parameters["baselines"]["settings"], parameters["baselines"]["methods"]
-    data = {name: tiny_run[name] for name in ("embeddings_train", "embeddings_val", "validation_split", "erm_head")}
-    entry = {**methods["dfr_groupfree"], "options": {"c_gird": [1.0]}}
-    with pytest.raises(ValueError, match=r"options has unknown key\(s\) \['c_gird'\]"):
-        fit_baseline("dfr_groupfree", entry, settings, **data)
+def test_unknown_functions_are_named():
+    # unknown options are rejected before the run (tests/test_parameters.py)
     with pytest.raises(ValueError, match="baseline function 'nope' not found"):
         resolve_function("nope")
 

@@ -45,23 +45,6 @@ def test_the_mode_picks_its_own_optimisation_block():
     assert mode_settings({**erm, "mode": "linear_probe"}) == PROBE
 
 
-@pytest.mark.parametrize("erm, message", [
-    ({"mode": "frozen", "modes": {"finetune": FINETUNE}},
-     r"erm_training.mode must be one of \['finetune', 'linear_probe'\]; got 'frozen' \(set it in conf/<env>/parameters_erm_training.yml\)"),
-    ({"mode": "linear_probe", "modes": {"finetune": FINETUNE}},
-     r"erm_training.modes.linear_probe is missing: .*conf/<env>/parameters_erm_training.yml needs a block .*found blocks \['finetune'\]"),
-    ({"mode": "finetune"}, r"erm_training.modes.finetune is missing: .*found blocks \[\]"),
-    ({"mode": "finetune", "epochs": 5, "modes": {"finetune": FINETUNE}},
-     r"erm_training.epochs is no longer read: .* as erm_training.modes.finetune.epochs"),
-    ({"mode": "finetune", "modes": {"finetune": {**FINETUNE, "batch_size": None}}},
-     r"erm_training.modes.finetune is missing \['batch_size'\] and has unknown key\(s\) \[\]"),
-    ({"mode": "finetune", "modes": {"finetune": {**FINETUNE, "lr": 0.1}}}, r"has unknown key\(s\) \['lr'\]"),
-])
-def test_a_bad_mode_or_block_is_an_error_naming_the_key(erm, message):
-    with pytest.raises(ValueError, match=message):
-        mode_settings(erm)
-
-
 @pytest.mark.parametrize("env", ["waterbirds_like", "tweets_negation", "waterbirds", "celeba", "multinli", "civilcomments"])
 def test_switching_the_mode_alone_switches_the_settings_on_every_pretrained_benchmark(env):
     settings = {mode: mode_settings(erm_parameters(env, mode))
@@ -75,5 +58,4 @@ def test_switching_the_mode_alone_switches_the_settings_on_every_pretrained_benc
 def test_the_small_cnn_environments_have_only_the_finetune_block():
     assert mode_settings(erm_parameters("base"))["epochs"] == 15
     assert mode_settings(erm_parameters("ci"))["epochs"] == 3  # ci overrides one key of the block, keeps the rest
-    with pytest.raises(ValueError, match="erm_training.modes.linear_probe is missing"):
-        mode_settings(erm_parameters("ci", "linear_probe"))
+    assert set(erm_parameters("ci")["modes"]) == {"finetune"}  # a missing block: tests/test_parameters.py

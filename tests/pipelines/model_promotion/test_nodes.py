@@ -47,7 +47,7 @@ def test_package_rejects_a_bad_gate_before_anything_is_registered():
     checkpoint = {"config": {}, "state_dict": {}, "data_digest": "abc"}
     metrics = {"neurontune": {"test": {"worst_group_accuracy": 0.7}}}
     for bad, message in (({**GATE, "min_delta": "abc"}, "min_delta"), ({**GATE, "split": "val"}, "split"),
-                         ({**GATE, "treshold": 1}, "unknown setting 'treshold'")):
+                         ({**GATE, "treshold": 1}, "gate.treshold: unknown key")):
         with pytest.raises(ValueError, match=message):
             package_debiased_model(checkpoint, {"inputs": np.zeros((1, 3, 8, 8), np.uint8)}, metrics, {"digest": "abc", "class_label_digest": "abc"},
                                    "colored_mnist", PACKAGING, bad, neurontune_head={})

@@ -44,7 +44,7 @@ def fit_baseline(
         groups, available["n_groups"] = _validation_groups(embeddings_val, raw_metadata)
         available.update(tune_groups=groups[ide], sel_groups=groups[sel])
     retrain = {**settings["retrain"], "device": resolve_device(settings["device"])}
-    fit = _call(resolve_function(method["function"]), available, retrain, dict(method.get("options") or {}), name)
+    fit = _call(resolve_function(method["function"]), available, retrain, dict(method.get("options") or {}))
     table = pd.DataFrame(fit.candidates).assign(method=name, labels_used=method["labels_used"])
     logger.info("%s: %d candidates, labels used: %s", name, len(table), method["labels_used"])
     return fit.head.to_dict(), table
@@ -60,15 +60,11 @@ def resolve_function(reference: str):
                          f"{BASELINES_MODULE} or give a dotted path.") from error
 
 
-def _call(function, available: dict, retrain: dict, options: dict, name: str):
+def _call(function, available: dict, retrain: dict, options: dict):
     """Pass the data the function's signature names, the shared retraining options if it takes ``**kwargs``,
-    and the entry's options."""
+    and the entry's options (checked against the signature before the run: neurontune.parameters)."""
     parameters = inspect.signature(function).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    unknown = sorted(set(options) - set(parameters)) if not takes_any else []
-    if unknown:
-        raise ValueError(f"baselines.methods.{name}.options has unknown key(s) {unknown}; "
-                         f"{function.__name__} accepts {sorted(set(parameters) - set(available))}.")
     arguments = {key: value for key, value in available.items() if key in parameters}
     if takes_any:
         arguments.update({key: value for key, value in retrain.items() if key not in options})

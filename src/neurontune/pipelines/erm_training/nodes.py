@@ -11,11 +11,11 @@ from neurontune.data.tables import CLASS_LABEL_COLUMNS, content_digest, split_ar
 from neurontune.models.backbones import build_model, model_checkpoint
 from neurontune.models.devices import resolve_device
 from neurontune.models.distributed import DistributedSettings, train_erm_distributed
-from neurontune.models.training import TRAINING_MODES, train_erm
+from neurontune.models.training import train_erm
+from neurontune.parameters import Optimisation
 
-#: What each ``erm_training.modes.<mode>`` block must set.
-OPTIMISATION_KEYS = ("epochs", "learning_rate", "weight_decay", "batch_size")
-WHERE = "conf/<env>/parameters_erm_training.yml"
+#: What each ``erm_training.modes.<mode>`` block sets.
+OPTIMISATION_KEYS = tuple(Optimisation.model_fields)
 
 
 def train_erm_model(raw_inputs: dict[str, np.ndarray], class_labels: pd.DataFrame, erm: dict) -> tuple[dict, dict, dict]:
@@ -27,9 +27,7 @@ def train_erm_model(raw_inputs: dict[str, np.ndarray], class_labels: pd.DataFram
     train_x, train_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "train")
     val_x, val_y, _ = split_arrays(raw_inputs["inputs"], class_labels, "val")
     frozen = erm["mode"] == "linear_probe"
-    early_epoch = min(int(erm["early_checkpoint_epoch"]), int(optimisation["epochs"]))
-    if early_epoch < 1:
-        raise ValueError(f"erm_training.early_checkpoint_epoch must be >= 1; got {erm['early_checkpoint_epoch']!r}.")
+    early_epoch = min(erm["early_checkpoint_epoch"], optimisation["epochs"])
     settings = DistributedSettings.from_config(erm.get("distributed"))
     train = partial(train_erm_distributed, settings) if settings.enabled else train_erm
     model, history = train(erm["model"], train_x, train_y, val_x, val_y, **optimisation, seed=erm["seed"],
@@ -47,30 +45,7 @@ def train_erm_model(raw_inputs: dict[str, np.ndarray], class_labels: pd.DataFram
 
 
 def mode_settings(erm: dict) -> dict:
-    """The optimisation block of ``erm["mode"]``: ``erm["modes"][mode]`` with every key of :data:`OPTIMISATION_KEYS`.
-
-    Each mode has its own block so that switching ``mode`` alone switches the epochs,
-    learning rate, weight decay and batch size with it. Settings left at the top level
-    (the layout before per-mode blocks) are refused rather than silently ignored.
-    """
-    mode = erm.get("mode")
-    if mode not in TRAINING_MODES:
-        raise ValueError(f"erm_training.mode must be one of {list(TRAINING_MODES)}; got {mode!r} (set it in {WHERE}).")
-    stale = [key for key in OPTIMISATION_KEYS if key in erm]
-    if stale:
-        raise ValueError(
-            f"erm_training.{stale[0]} is no longer read: optimisation settings live per mode, as "
-            f"erm_training.modes.{mode}.{stale[0]} (and likewise {stale}); move them in {WHERE} or your --params."
-        )
-    block = (erm.get("modes") or {}).get(mode)
-    if not isinstance(block, dict):
-        raise ValueError(
-            f"erm_training.modes.{mode} is missing: erm_training.mode is {mode!r}, so {WHERE} needs a block "
-            f"erm_training.modes.{mode} with {list(OPTIMISATION_KEYS)}; found blocks {sorted(erm.get('modes') or {})}."
-        )
-    missing = [key for key in OPTIMISATION_KEYS if block.get(key) is None]
-    unknown = sorted(set(block) - set(OPTIMISATION_KEYS))
-    if missing or unknown:
-        raise ValueError(f"erm_training.modes.{mode} is missing {missing} and has unknown key(s) {unknown} (in {WHERE}); "
-                         f"it takes exactly {list(OPTIMISATION_KEYS)}.")
-    return {key: block[key] for key in OPTIMISATION_KEYS}
+    """The optimisation block of ``erm["mode"]``, ``erm["modes"][mode]``: each mode has its own, so switching ``mode``
+    alone switches the epochs, learning rate, weight decay and batch size with it. The run's parameters were
+    checked against :class:`neurontune.parameters.ErmTraining` (the block exists and sets every key)."""
+    return {key: erm["modes"][erm["mode"]][key] for key in OPTIMISATION_KEYS}

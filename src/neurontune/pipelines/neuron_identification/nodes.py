@@ -14,6 +14,7 @@ from neurontune.core import NeuronScores, head_predict, retrain_head, select_bia
 from neurontune.core._validation import check_classes_present  # noqa: E402
 from neurontune.core.errors import crossfit_predictions, loss_quantile_sets  # noqa: E402
 from neurontune.core.scoring import permutation_discoveries, score_error_sets  # noqa: E402
+from neurontune.parameters import Variant  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +22,7 @@ logger = logging.getLogger(__name__)
 def split_validation(embeddings_val: dict, selection_split: dict) -> dict[str, np.ndarray]:
     """Class-stratified halves of validation: ``ide`` (identify/tune) and ``sel`` (select), by a fixed seed."""
     rng = np.random.default_rng(selection_split["seed"])
-    fraction = selection_split["ide_fraction"]
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"selection_split.ide_fraction must be in (0, 1); got {fraction!r}.")
+    fraction = selection_split["ide_fraction"]  # in (0, 1): neurontune.parameters.SelectionSplit
     ide = []
     for label in np.unique(embeddings_val["y"]):
         rows = rng.permutation(np.flatnonzero(embeddings_val["y"] == label))
@@ -47,14 +46,15 @@ ROWS = ("val_ide", "val_sel", "val_all", "train")
 def scoring_role(rows: str, variant: dict) -> str:
     """The scoring role a NeuronTune variant reads for identification rows ``rows``
     (``.relu`` appended when the embeddings pass a ReLU before scoring)."""
-    role = f"{rows}.{variant.get('errors', 'erm')}.{variant.get('statistic', 'median')}"
-    return role + (".relu" if variant.get("relu_before_scoring", False) else "")
+    variant = Variant.with_defaults(variant)
+    role = f"{rows}.{variant['errors']}.{variant['statistic']}"
+    return role + (".relu" if variant["relu_before_scoring"] else "")
 
 
 def mask_role(variant: dict) -> str:
     """The scoring role a variant's final mask is selected from (all of validation when cross-fitted: its chosen
     configuration is refit there)."""
-    rows = "val_all" if variant["tune_set"] == "val_crossfit" else variant.get("identify_on", "val_ide")
+    rows = "val_all" if variant["tune_set"] == "val_crossfit" else Variant.with_defaults(variant)["identify_on"]
     return scoring_role(rows, variant)
 
 
@@ -62,7 +62,7 @@ def variant_roles(variant: dict) -> list[str]:
     """Every scoring role a variant reads (its folds and, cross-fitted, its refit)."""
     if variant["tune_set"] == "val_crossfit":
         return [scoring_role(rows, variant) for rows in ("val_ide", "val_sel", "val_all")]
-    return [scoring_role(variant.get("identify_on", "val_ide"), variant)]
+    return [scoring_role(Variant.with_defaults(variant)["identify_on"], variant)]
 
 
 def find_error_sets(embeddings_train: dict, embeddings_val: dict, error_sets: dict, erm_mode: str) -> dict[str, np.ndarray]:

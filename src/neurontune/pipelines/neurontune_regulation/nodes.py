@@ -6,16 +6,10 @@ import numpy as np
 import pandas as pd
 
 from neurontune.core import LinearHead, SelectionSet, select_neurontune
-from neurontune.core.errors import ERROR_SOURCES, pseudo_groups
-from neurontune.core.scoring import STATISTICS
+from neurontune.core.errors import pseudo_groups
 from neurontune.models.devices import resolve_device
+from neurontune.parameters import Variant
 from neurontune.pipelines.neuron_identification.nodes import neuron_scores_of, scoring_role
-
-
-#: A variant's levers (neurontune.core.errors / scoring / selection), the paper's choice first.
-LEVERS = {"identify_on": ("val_ide", "train"), "errors": ("erm", "auto", *ERROR_SOURCES[1:]), "statistic": STATISTICS,
-          "relu_before_scoring": (False, True), "criterion": ("class", "pseudo_group"),
-          "balance": ("class", "pseudo_group"), "pseudo_groups": ("same", "erm", "auto", *ERROR_SOURCES[1:])}
 
 
 def regulate_head(
@@ -28,7 +22,7 @@ def regulate_head(
     init = LinearHead.from_arrays(erm_head["weight"], erm_head["bias"]) if tuning["init_from_erm"] else None
     folds, selection_sets, refit = _folds(embeddings_train, embeddings_val, validation_split, neuron_scores,
                                           error_sets, variant, init, n_classes)
-    grid = {**tuning["grid"], **variant.get("grid", {})}
+    grid = {**tuning["grid"], **variant["grid"]}
     if not variant["use_mask"]:
         grid = {"weight_decay": grid["weight_decay"]}
     fixed = {"n_classes": n_classes, "use_mask": variant["use_mask"], "suppression_scale": tuning["suppression_scale"],
@@ -39,12 +33,9 @@ def regulate_head(
 
 
 def _with_levers(variant: dict) -> dict:
-    """The variant with every lever set (the paper's choice where it names none), each checked."""
-    levers = {name: variant.get(name, choices[0]) for name, choices in LEVERS.items()}
-    for name, value in levers.items():
-        if value not in LEVERS[name]:
-            raise ValueError(f"neurontune_regulation.variants.*.{name} must be one of {list(LEVERS[name])}; got {value!r}.")
-    return {**variant, **levers}
+    """The variant with every lever set: the paper's choice where it names none (the schema's defaults; the
+    run's parameters were validated against :class:`neurontune.parameters.Variant` before it started)."""
+    return Variant.with_defaults(variant)
 
 
 def _folds(train: dict, val: dict, split: dict, neuron_scores: dict, error_sets: dict, variant: dict, init,
