@@ -178,6 +178,10 @@ def mask_quality_columns(quality: dict | None) -> dict:
     return {column: float((quality or {}).get(name, float("nan"))) for column, name in MASK_QUALITY_COLUMNS.items()}
 
 
+#: The guard's label-free criteria (parameters.HarmGuard.criterion): each run records what both would decide.
+GUARD_CRITERIA = ("class", "own")
+
+
 def harm_columns(harm: dict | None, margin: str | None) -> dict:
     """The harm report's test delta and the label-free guard's decision for a run row (NaN for ERM)."""
     harm = harm or {}
@@ -186,7 +190,11 @@ def harm_columns(harm: dict | None, margin: str | None) -> dict:
             "harm_worse_than_erm": float(harm.get("worse_than_erm", float("nan"))),
             "guard_would_fire": float(selection.get("guard_would_fire", float("nan"))),
             "guard_fired": float(selection.get("guard_fired", float("nan"))),
-            "guard_delta_selection": float(selection.get("delta_worst_class_accuracy", float("nan"))),
+            # the delta of the criterion the guard compared (worst-class or, for `own`, the method's own)
+            "guard_delta_selection": float(next((value for key, value in selection.items()
+                                                 if key.startswith("delta_worst_")), float("nan"))),
+            **{f"guard_would_fire_by_{name}": float(selection.get(f"guard_would_fire_by_{name}", float("nan")))
+               for name in GUARD_CRITERIA},
             "guard_margin": float(margin) if margin is not None else float("nan")}
 
 
@@ -401,8 +409,8 @@ def render_harm(rows: pd.DataFrame) -> list[str]:
         return lines + [""]
     margins = sorted({margin for values in known["margins"] for margin in values})
     lines += ["", "## The do-no-harm guard", "",
-              "Label-free: a method fires the guard when its worst-class accuracy on the selection half of validation "
-              f"does not beat ERM's by the margin ({', '.join(f'{m:g}' for m in margins) or 'n/a'}); its registered model "
+              "Label-free: a method fires the guard when its selection-half criterion (`harm_guard.criterion`) "
+              f"does not beat ERM's on the same half by the margin ({', '.join(f'{m:g}' for m in margins) or 'n/a'}); its registered model "
               f"then keeps ERM's head. *Rightly*: the method was below ERM on {REPORT_SPLIT} WGA; *wrongly*: it was not; "
               f"*missed*: below ERM but the guard did not fire. *Saved* = {REPORT_SPLIT} WGA points the guard kept "
               "where right (sum over seeds), *cost* = points it gave up where wrong; *net* = saved − cost.", "",
@@ -416,7 +424,31 @@ def render_harm(rows: pd.DataFrame) -> list[str]:
               f"{int(total.n_right)}, wrongly in {int(total.n_wrong)}, and missed {int(total.n_missed)}; it saved "
               f"{total.saved:.3f} and cost {total.cost:.3f} WGA points (net {total.saved - total.cost:+.3f}, "
               f"{(total.saved - total.cost) / max(int(total.n_seeds), 1):+.4f} per method-seed).", ""]
-    return lines
+    return lines + render_guard_criteria(rows)
+
+
+def render_guard_criteria(rows: pd.DataFrame) -> list[str]:
+    """What each label-free guard criterion would have decided in the same runs (every run records both)."""
+    columns = [f"guard_would_fire_by_{name}" for name in GUARD_CRITERIA]
+    if not set(columns) <= set(rows.columns):
+        return []
+    erm = rows[rows["method"] == "erm"].set_index("run_id")["worst_group_accuracy"]
+    candidates = rows[(rows["labels_used"] == "none") & (rows["method"] != "erm")].dropna(subset=columns)
+    if candidates.empty:
+        return []
+    delta = candidates["worst_group_accuracy"] - candidates["run_id"].map(erm)
+    lines = ["Each criterion on the same runs (`harm_guard.criterion`; `class` = worst-class accuracy for every "
+             "method, `own` = the criterion each method was selected by — worst pseudo-group accuracy for the "
+             "variants that select by it):", "",
+             "| benchmark | ERM mode | regime | criterion | fired | rightly | wrongly | missed | net |", "|---|---|---|---|---|---|---|---|---|"]
+    for keys, table in candidates.groupby(GROUPING, sort=False):
+        below = delta[table.index] < 0
+        for name, column in zip(GUARD_CRITERIA, columns):
+            fired = table[column] == 1
+            net = (-delta[table.index][fired & below]).sum() - delta[table.index][fired & ~below].sum()
+            lines.append(f"| {' | '.join(keys)} | {name} | {int(fired.sum())} / {len(table)} | {int((fired & below).sum())} | "
+                         f"{int((fired & ~below).sum())} | {int((~fired & below).sum())} | {net:+.3f} |")
+    return lines + [""]
 
 
 #: NeuronTune+ and its one-lever ablations (docs/neurontune_plus.md), beside the paper's recipe they start from.

@@ -457,8 +457,10 @@ class HarmGuard(Schema):
     ``margin`` ships ERM's head in its registered model."""
 
     enabled: bool = Field(description="false: the decision is recorded but the method's own head is shipped")
-    criterion: Literal["class"] = Field(description="the label-free partition of the selection half compared "
-                                                    "(class = worst-class accuracy; group labels are never used)")
+    criterion: Literal["class", "own"] = Field(
+        description="the label-free criterion compared on the selection half: class = worst-class accuracy for every "
+                    "method; own = each method's own selection criterion (worst pseudo-group accuracy for the variants "
+                    "selected by it); group labels are never used")
     margin: Annotated[float, Field(ge=-1, le=1)] = Field(description="fire unless the method's criterion >= ERM's + margin")
 
 

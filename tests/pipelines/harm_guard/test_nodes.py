@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from neurontune.core import LinearHead, SelectionSet, group_report, head_predict, retrain_head, search_grid
+from neurontune.core.errors import pseudo_groups
 from neurontune.methods import HARM, load_registry, method_entries
 from neurontune.models.backbones import build_model
 from neurontune.pipeline_registry import register_pipelines
@@ -15,7 +16,7 @@ from neurontune.pipelines.evaluation.nodes import assess_harm, flatten_metrics
 from neurontune.pipelines.harm_guard.nodes import guard_against_harm
 from neurontune.pipelines.model_promotion.nodes import package_debiased_model
 
-GUARD = {"enabled": True, "criterion": "class", "margin": 0.0}
+GUARD = {"enabled": True, "criterion": "own", "margin": 0.0}
 GATE = {"split": "test", "min_delta": 0.005, "max_mean_acc_drop": 0.01, "require_same_data": True, "fail_on_refusal": False}
 HARM_SETTINGS = {"split": "test", "tolerance": 0.0}
 PACKAGING = {"method": "neurontune", "registered_model_name": "neurontune-{benchmark}", "input_example_size": 1,
@@ -47,23 +48,48 @@ def harmed():
     return {"val": val, "split": split_rows, "heads": heads, "candidates": pd.DataFrame(search.table), "metrics": metrics}
 
 
+def guard(harmed, erm_head, settings, variants=None, **candidates):
+    """The guard node on the toy data, with ERM's own validation errors as the only error set."""
+    errors = {"val_erm": (head_predict(harmed["val"]["embeddings"], harmed["heads"]["erm"]) != harmed["val"]["y"]).astype(np.int8)}
+    return guard_against_harm(harmed["val"], harmed["split"], erm_head, errors, variants or {}, settings, **candidates)
+
+
 def test_the_guard_catches_a_head_worse_than_erm_without_group_labels(harmed):
     erm_head = harmed["heads"]["erm"].to_dict()
-    decision = guard_against_harm(harmed["val"], harmed["split"], erm_head, GUARD, neurontune=harmed["candidates"])
+    decision = guard(harmed, erm_head, GUARD, neurontune=harmed["candidates"])
     entry = decision["methods"]["neurontune"]
     assert entry["fired"] and entry["would_fire"] and entry["kept_head"] == "erm"
     assert entry["delta_sel_worst_class_accuracy"] < -0.2 and entry["reason"].startswith("kept ERM's head")
-    off = guard_against_harm(harmed["val"], harmed["split"], erm_head, {**GUARD, "enabled": False},
+    off = guard(harmed, erm_head, {**GUARD, "enabled": False},
                              neurontune=harmed["candidates"])["methods"]["neurontune"]
     assert off["would_fire"] and not off["fired"] and off["kept_head"] == "neurontune"
+    assert entry["would_fire_by"] == {"class": True, "own": True}  # neurontune selects by worst class: the same
     with pytest.raises(ValueError, match="must be a label-free partition"):
-        guard_against_harm(harmed["val"], harmed["split"], erm_head, {**GUARD, "criterion": "group"},
-                           neurontune=harmed["candidates"])
+        guard(harmed, erm_head, {**GUARD, "criterion": "group"}, neurontune=harmed["candidates"])
+
+
+def test_own_criterion_judges_a_pseudo_group_variant_on_the_same_pseudo_groups(harmed):
+    """A variant selected by worst pseudo-group accuracy is compared with ERM on those pseudo-groups (here ERM's
+    own validation errors, where ERM scores 0 by construction); `class` judges it by worst class. Both recorded."""
+    erm_head = harmed["heads"]["erm"].to_dict()
+    val, sel = harmed["val"], harmed["split"]["sel"]
+    in_errors = head_predict(val["embeddings"], harmed["heads"]["erm"]) != val["y"]
+    selection = SelectionSet.build(val["embeddings"][sel], val["y"][sel], 2,
+                                   pseudo_group=pseudo_groups(val["y"][sel], in_errors[sel]))
+    table = pd.DataFrame(search_grid([{"weight_decay": 1e-3}], lambda candidate, fold: harmed["heads"]["neurontune"],
+                                     [selection]).table)
+    variants = {"toy_plus": {"tune_set": "train", "use_mask": True, "criterion": "pseudo_group", "pseudo_groups": "erm"}}
+    entry = guard(harmed, erm_head, GUARD, variants, toy_plus=table)["methods"]["toy_plus"]
+    assert entry["erm_sel_worst_pseudo_group_accuracy"] == 0.0
+    assert entry["delta_sel_worst_pseudo_group_accuracy"] == table.loc[0, "sel_worst_pseudo_group_accuracy"] > 0
+    assert not entry["would_fire"] and entry["would_fire_by"] == {"class": True, "own": False}
+    by_class = guard(harmed, erm_head, {**GUARD, "criterion": "class"}, variants, toy_plus=table)["methods"]["toy_plus"]
+    assert by_class["fired"] and by_class["delta_sel_worst_class_accuracy"] < -0.2
 
 
 def test_evaluation_flags_the_harm_and_promotion_ships_the_erm_head(harmed, caplog):
     erm_head = harmed["heads"]["erm"].to_dict()
-    decision = guard_against_harm(harmed["val"], harmed["split"], erm_head, GUARD, neurontune=harmed["candidates"])
+    decision = guard(harmed, erm_head, GUARD, neurontune=harmed["candidates"])
     harm = assess_harm(harmed["metrics"], decision, HARM_SETTINGS)
     assert harm["neurontune"]["worse_than_erm"] and harm["neurontune"]["test"]["delta_worst_group_accuracy"] < -0.2
     assert harm["neurontune"]["selection"]["guard_fired"] and "neurontune is worse than ERM on test" in caplog.text
@@ -96,7 +122,7 @@ def test_summary_flags_harm_and_the_guard(harmed, tmp_path):
     from neurontune.console import summarise
 
     erm_head = harmed["heads"]["erm"].to_dict()
-    decision = guard_against_harm(harmed["val"], harmed["split"], erm_head, GUARD, neurontune=harmed["candidates"])
+    decision = guard(harmed, erm_head, GUARD, neurontune=harmed["candidates"])
     metrics = {name: {"test": {**values["test"], "n_masked": 0}} for name, values in harmed["metrics"].items()}
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps({**metrics, HARM: assess_harm(harmed["metrics"], decision, HARM_SETTINGS)}))

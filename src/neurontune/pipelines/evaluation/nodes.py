@@ -199,8 +199,10 @@ def assess_harm(method_metrics: dict, harm_guard: dict, settings: dict) -> dict:
         deltas = {name: change_against_reference(values, method_metrics[REFERENCE][name]) for name, values in splits.items()}
         worse = deltas[split][f"delta_{HARM_METRICS[0]}"] < -settings["tolerance"]
         selection = {key.replace("sel_", "", 1): value for key, value in guard.items() if key.startswith("delta_sel_")}
+        by_criterion = {f"guard_would_fire_by_{name}": fire for name, fire in guard.get("would_fire_by", {}).items()}
         harm[method] = {**deltas, "selection": {**selection, "guard_would_fire": guard["would_fire"],
-                                                "guard_fired": guard["fired"]}, "worse_than_erm": bool(worse)}
+                                                "guard_fired": guard["fired"], **by_criterion},
+                        "worse_than_erm": bool(worse)}
         if worse:
             logger.warning("%s is worse than ERM on %s: WGA %+.3f against ERM", method, split,
                            deltas[split][f"delta_{HARM_METRICS[0]}"])

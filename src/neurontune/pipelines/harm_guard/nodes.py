@@ -7,7 +7,9 @@ import logging
 import pandas as pd
 
 from neurontune.core import LinearHead, SelectionSet, head_predict
+from neurontune.core.errors import pseudo_groups
 from neurontune.core.metrics import guard_fires
+from neurontune.parameters import Variant
 
 logger = logging.getLogger(__name__)
 
@@ -15,38 +17,72 @@ logger = logging.getLogger(__name__)
 LABELLED_PARTITION = "group"
 
 
-def guard_against_harm(embeddings_val: dict, validation_split: dict, erm_head: dict, guard: dict,
-                       **candidates: pd.DataFrame) -> dict:
+def guard_against_harm(embeddings_val: dict, validation_split: dict, erm_head: dict, error_sets: dict,
+                       variants: dict, guard: dict, **candidates: pd.DataFrame) -> dict:
     """Each method's selection-half criterion (its selected candidate's, as its grid search recorded it:
     held out from its fit, averaged over folds when cross-fitted) against ERM's head on the same half.
 
-    Returns ``{"settings", "erm": {sel_*}, "methods": {method: {sel_*, delta_sel_*, would_fire, fired,
-    kept_head, reason}}}``; ``fired`` = ``would_fire`` and the guard is enabled.
+    ``guard["criterion"]``: ``class`` compares worst-class accuracy for every method; ``own`` compares each
+    method by the label-free criterion it was selected by (worst pseudo-group accuracy for the variants that
+    select so, over the same pseudo-groups; worst-class accuracy for the others). The decision under the
+    other criterion is recorded too (``would_fire_by``), so a report can show what each would have done.
+
+    Returns ``{"settings", "erm": {sel_*}, "methods": {method: {sel_*, erm_sel_*, delta_sel_*, would_fire,
+    would_fire_by, fired, kept_head, reason}}}``; ``fired`` = ``would_fire`` and the guard is enabled.
     """
-    criterion = _criterion_column(guard["criterion"])
-    erm = _erm_selection_scores(embeddings_val, validation_split, erm_head, guard["criterion"])
+    if guard["criterion"] == LABELLED_PARTITION:
+        raise ValueError("harm_guard.criterion must be a label-free partition ('class' or 'own'); 'group' reads group labels.")
+    erm = _ErmScores(embeddings_val, validation_split, erm_head, error_sets)
     methods = {}
     for method, table in candidates.items():
-        methods[method] = _decide(method, _selected_row(method, table, criterion), erm, criterion, guard)
+        partitions = {"class": ("class", None), "own": _own_partition(method, variants)}
+        decisions = {name: _decide(method, _selected_row(method, table, _column(partition)),
+                                   erm.scores(*partition), _column(partition), guard)
+                     for name, partition in partitions.items()}
+        methods[method] = {**decisions[guard["criterion"]],
+                           "would_fire_by": {name: decision["would_fire"] for name, decision in decisions.items()}}
+        if methods[method]["fired"]:
+            logger.warning("harm guard fired for %s: %s", method, methods[method]["reason"])
     settings = {key: guard[key] for key in ("enabled", "criterion", "margin")}
-    return {"settings": {**settings, "data": "selection half of validation"}, "erm": erm, "methods": methods}
+    return {"settings": {**settings, "data": "selection half of validation"}, "erm": erm.scores("class", None),
+            "methods": methods}
 
 
-def _criterion_column(criterion: str) -> str:
-    if criterion == LABELLED_PARTITION:
-        raise ValueError("harm_guard.criterion must be a label-free partition (e.g. 'class'); 'group' reads group labels.")
-    return f"sel_worst_{criterion}_accuracy"
+def _column(partition: tuple) -> str:
+    return f"sel_worst_{partition[0]}_accuracy"
 
 
-def _erm_selection_scores(embeddings_val: dict, validation_split: dict, erm_head: dict, criterion: str) -> dict:
-    sel = validation_split["sel"]
-    head = LinearHead.from_arrays(erm_head["weight"], erm_head["bias"], erm_head.get("keep"))
-    selection = SelectionSet.build(embeddings_val["embeddings"][sel], embeddings_val["y"][sel], head.n_classes)
-    prediction = head_predict(selection.embeddings, head)
-    if criterion != "class" and criterion not in selection.partitions:
-        raise ValueError(f"harm_guard.criterion {criterion!r} is not a partition the guard can compute; use 'class'.")
-    return {"sel_mean_accuracy": float((prediction == selection.y).mean()),
-            f"sel_worst_{criterion}_accuracy": selection.worst_accuracy(prediction, criterion)}
+def _own_partition(method: str, variants: dict) -> tuple[str, str | None]:
+    """(partition, error set behind it) a method was selected by: pseudo-groups for the NeuronTune variants that
+    select by them, classes for every other method (a labelled baseline's group selection is never reused)."""
+    if method not in variants:
+        return "class", None
+    variant = Variant.with_defaults(variants[method])
+    if variant["criterion"] != "pseudo_group":
+        return "class", None
+    return "pseudo_group", variant["errors"] if variant["pseudo_groups"] == "same" else variant["pseudo_groups"]
+
+
+class _ErmScores:
+    """ERM's head on the selection half, scored once per (partition, error set)."""
+
+    def __init__(self, embeddings_val: dict, validation_split: dict, erm_head: dict, error_sets: dict) -> None:
+        sel = validation_split["sel"]
+        head = LinearHead.from_arrays(erm_head["weight"], erm_head["bias"], erm_head.get("keep"))
+        self._y, self._error_sets, self._sel = embeddings_val["y"][sel], error_sets, sel
+        self._embeddings = embeddings_val["embeddings"][sel]
+        self._prediction = head_predict(self._embeddings, head)
+        self._n_classes, self._cache = head.n_classes, {}
+
+    def scores(self, partition: str, errors: str | None) -> dict:
+        if (partition, errors) not in self._cache:
+            extra = {} if partition == "class" else {
+                partition: pseudo_groups(self._y, self._error_sets[f"val_{errors}"][self._sel] == 1)}
+            selection = SelectionSet.build(self._embeddings, self._y, self._n_classes, **extra)
+            self._cache[partition, errors] = {
+                "sel_mean_accuracy": float((self._prediction == self._y).mean()),
+                _column((partition, errors)): selection.worst_accuracy(self._prediction, partition)}
+        return self._cache[partition, errors]
 
 
 def _selected_row(method: str, table: pd.DataFrame, criterion: str) -> dict:
@@ -65,7 +101,6 @@ def _decide(method: str, scores: dict, erm: dict, criterion: str, guard: dict) -
                   f"(margin {guard['margin']})")
     reason = (f"kept ERM's head: {comparison}" if fired else
               f"would keep ERM's head, but the guard is off: {comparison}" if would_fire else f"passed: {comparison}")
-    if fired:
-        logger.warning("harm guard fired for %s: %s", method, reason)
-    return {**scores, f"delta_{criterion}": scores[criterion] - erm[criterion], "would_fire": would_fire,
+    return {**scores, f"erm_{criterion}": erm[criterion], f"delta_{criterion}": scores[criterion] - erm[criterion],
+            "would_fire": would_fire,
             "fired": fired, "kept_head": "erm" if fired else method, "reason": reason}

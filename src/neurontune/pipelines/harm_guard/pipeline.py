@@ -12,6 +12,8 @@ def create_pipeline(methods=None, **kwargs) -> Pipeline:
                   if method.kind != "reference"}
     return Pipeline([
         node(guard_against_harm, {"embeddings_val": "embeddings_val", "validation_split": "validation_split",
-                                  "erm_head": "erm_head", "guard": "params:harm_guard", **candidates},
+                                  "erm_head": "erm_head", "error_sets": "error_sets",
+                                  "variants": "params:neurontune_regulation.variants", "guard": "params:harm_guard",
+                                  **candidates},
              "harm_guard", name="guard_against_harm"),
     ])
