@@ -120,7 +120,7 @@ CASES = {
     "mode_block_null": (lambda p: p["erm_training"]["modes"]["finetune"].update(batch_size=None),
                         "erm_training.modes.finetune.batch_size: must be an integer; got None"),
     "guard_criterion": (lambda p: p["harm_guard"].update(criterion="group"),
-                        "harm_guard.criterion: must be one of ['class']; got 'group'"),
+                        "harm_guard.criterion: must be one of ['class', 'own']; got 'group'"),
     "guard_margin": (lambda p: p["harm_guard"].update(margin="0.01"), "harm_guard.margin: must be a number; got '0.01'"),
     "auroc_threshold": (lambda p: p["evaluation"]["mask_quality"].update(auroc_threshold=0.4),
                         "evaluation.mask_quality.auroc_threshold: must be > 0.5; got 0.4"),
