@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from neurontune.core import NeuronTune, group_report, head_predict, retrain_head
+from neurontune.core import NeuronTune, group_report, head_predict, retrain_head, score_neurons, select_biased_neurons
 from neurontune.core.groups import balanced_subset_indices
 from tests.core.conftest import SPURIOUS_NEURON
 
@@ -35,13 +35,21 @@ def test_no_mask_variant_suppresses_nothing(planted):
     assert not model.mask_.any() and model.head_.n_suppressed == 0
 
 
-def test_rounds_only_add_neurons(planted):
+def test_round_two_rescores_with_the_round_one_head_and_adds_its_neurons(planted):
+    """Masking the planted shortcut moves the errors: round 2 scores them with round 1's head and adds what it
+    selects (here the core neuron, whose low activation now explains the errors) to round 1's mask."""
     train, val = planted["train"], planted["val"]
     erm = retrain_head(train["x"], train["y"], 2, **RETRAIN)
     arguments = (val["x"], val["y"], head_predict(val["x"], erm), train["x"], train["y"])
-    one = NeuronTune(2, rule="any", rounds=1, **RETRAIN).fit(*arguments)
-    two = NeuronTune(2, rule="any", rounds=2, **RETRAIN).fit(*arguments)
-    assert np.all(two.mask_[one.mask_])
+    one = NeuronTune(2, threshold=0.5, rule="any", rounds=1, **RETRAIN).fit(*arguments)
+    two = NeuronTune(2, threshold=0.5, rule="any", rounds=2, **RETRAIN).fit(*arguments)
+    rescored = score_neurons(val["x"], val["y"], head_predict(val["x"], one.head_), 2)
+    expected = one.mask_ | select_biased_neurons(rescored.scores, 0.5, "any")
+    assert one.mask_.tolist() == [i == SPURIOUS_NEURON for i in range(val["x"].shape[1])]
+    assert expected.sum() > one.mask_.sum(), "round 2 must add a neuron here, or the test proves nothing"
+    np.testing.assert_array_equal(two.mask_, expected)
+    np.testing.assert_array_equal(two.head_.suppressed, expected)
+    np.testing.assert_array_equal(two.scores_.scores, rescored.scores)
 
 
 def test_mismatched_embedding_widths_are_rejected(planted):
@@ -69,8 +77,6 @@ def test_estimator_follows_the_scikit_learn_parameter_protocol(planted):
 
 
 def test_precomputed_scores_give_the_same_fit(planted):
-    from neurontune.core import score_neurons
-
     train, val = planted["train"], planted["val"]
     erm = retrain_head(train["x"], train["y"], 2, **RETRAIN)
     arguments = (val["x"], val["y"], head_predict(val["x"], erm), train["x"], train["y"])
