@@ -8,9 +8,12 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from neurontune.console import main
+from neurontune.data.tables import CLASS_LABEL_COLUMNS, content_digest
+from neurontune.io.datasets import NpzDataset
 
 from .conftest import MODEL_NAME, console_env
 
@@ -109,6 +112,25 @@ def test_verify_names_a_one_byte_change(lineage, checkout, relative):
     assert [check["path"] for check in chain["verification"]["checks"] if not check["ok"]] == [relative]
     _, text = lineage(f"models:/{MODEL_NAME}/1", "--verify", project_dir=checkout)
     assert f"MISMATCH {relative}" in text
+
+
+def test_data_and_its_manifest_replaced_together_fail_verify(lineage, checkout):
+    """A consistent forgery: new inputs and a manifest whose digests describe them. --verify trusts only the
+    digests the run recorded, so both files are named, whatever the manifest on disk now claims."""
+    raw = checkout / "data/ci/01_raw"
+    inputs = NpzDataset(str(raw / "inputs.npz")).load()
+    inputs["inputs"] = inputs["inputs"].copy()
+    inputs["inputs"].flat[0] = inputs["inputs"].flat[0] + 1
+    NpzDataset(str(raw / "inputs.npz")).save(inputs)
+    metadata = pd.read_parquet(raw / "metadata.parquet")
+    manifest = json.loads((raw / "dataset_manifest.json").read_text())
+    manifest["digest"] = content_digest(inputs["inputs"], metadata)
+    manifest["class_label_digest"] = content_digest(inputs["inputs"], metadata[list(CLASS_LABEL_COLUMNS)])
+    (raw / "dataset_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    code, chain = lineage(f"models:/{MODEL_NAME}/1", "--json", "--verify", project_dir=checkout)
+    assert code == 1
+    assert sorted(check["path"] for check in chain["verification"]["checks"] if not check["ok"]) == [
+        "data/ci/01_raw/dataset_manifest.json", "data/ci/01_raw/inputs.npz"]
 
 
 def test_missing_file_fails_verify(lineage, checkout):
