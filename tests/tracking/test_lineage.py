@@ -15,7 +15,7 @@ from neurontune.console import main
 from neurontune.data.tables import CLASS_LABEL_COLUMNS, content_digest
 from neurontune.io.datasets import NpzDataset
 
-from .conftest import MODEL_NAME, console_env
+from .conftest import MODEL_NAME, console_env, patience
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ def test_dvc_lock_is_a_separate_informational_check(lineage, checkout):
 def test_unresolvable_uri_is_one_clean_line(trained_project, uri, message):
     result = subprocess.run([sys.executable, "-m", "neurontune.console", "lineage", uri, "--tracking-uri",
                              trained_project.tracking_uri], cwd=trained_project.path, env=console_env(),
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=patience(120))
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -171,6 +171,6 @@ def test_unresolvable_uri_is_one_clean_line(trained_project, uri, message):
 
 def test_outside_a_project_no_store_is_created(tmp_path):
     result = subprocess.run([sys.executable, "-m", "neurontune.console", "lineage", f"models:/{MODEL_NAME}@champion"],
-                            cwd=tmp_path, env=console_env(), capture_output=True, text=True, timeout=120)
+                            cwd=tmp_path, env=console_env(), capture_output=True, text=True, timeout=patience(120))
     assert result.returncode == 2 and "no MLflow store at" in result.stderr
     assert list(tmp_path.iterdir()) == []
