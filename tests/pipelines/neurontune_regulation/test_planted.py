@@ -22,18 +22,23 @@ def cache(x, y, erm_head):
     return {"embeddings": x.astype(np.float32), "y": y, "logits": logits, "early_logits": logits}
 
 
-@pytest.fixture(scope="module")
-def planted_run(parameters):
+def run_planted(parameters, rounds: int = 1) -> dict:
     parameters = copy.deepcopy(parameters)
+    tuning = parameters["neurontune_regulation"]["tuning"]
     # every candidate masks: which one wins is then irrelevant to whether the planted neuron is found
-    parameters["neurontune_regulation"]["tuning"]["grid"] = {"threshold": [0.5, 1.0], "rule": ["any"],
-                                                             "weight_decay": [1e-3]}
+    tuning["grid"] = {"threshold": [0.5, 1.0], "rule": ["any"], "weight_decay": [1e-3]}
+    tuning["rounds"] = rounds
     rng = np.random.default_rng(0)
     (train_x, train_y, _), (val_x, val_y, _) = make_split(rng, 2000, 0.95), make_split(rng, 1000, 0.5)
     erm = retrain_head(train_x, train_y, 2, balance_classes=False, weight_decay=1e-3)
     inputs = {"embeddings_train": cache(train_x, train_y, erm), "embeddings_val": cache(val_x, val_y, erm),
               "erm_head": erm.to_dict(), "params:erm_training.mode": "linear_probe"}
     return run_pipelines(["neuron_identification", "neurontune_regulation"], parameters, inputs=inputs)
+
+
+@pytest.fixture(scope="module")
+def planted_run(parameters):
+    return run_planted(parameters)
 
 
 @pytest.mark.parametrize("variant", ["neurontune", "neurontune_dagger", "neurontune_dagger_crossfit"])
@@ -63,3 +68,11 @@ def test_identification_scores_the_erm_errors(planted_run):
     delta = scores["val_ide.erm.median_scores"]
     assert np.nanargmax(delta.max(axis=0)) == SPURIOUS_NEURON
     assert planted_run["biased_neuron_mask"]["mask"].ndim == 1
+
+
+def test_tuning_rounds_reach_the_estimator(planted_run, parameters):
+    """Round 2 re-scores the errors of round 1's head: once the shortcut is masked the core neuron explains them,
+    so with ``tuning.rounds: 2`` the same candidates mask more neurons."""
+    one, two = (run["neurontune_regulation.neurontune_candidates"] for run in (planted_run, run_planted(parameters, 2)))
+    assert list(one["threshold"]) == list(two["threshold"])
+    assert (two["n_masked"] >= one["n_masked"]).all() and (two["n_masked"] > one["n_masked"]).any(), (one, two)
