@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from neurontune.core import head_logits, retrain_head
+from neurontune.pipelines.neurontune_regulation import nodes
 from tests.core.conftest import SPURIOUS_NEURON, make_split
 from tests.pipelines.conftest import run_pipelines
 
@@ -76,3 +77,32 @@ def test_tuning_rounds_reach_the_estimator(planted_run, parameters):
     one, two = (run["neurontune_regulation.neurontune_candidates"] for run in (planted_run, run_planted(parameters, 2)))
     assert list(one["threshold"]) == list(two["threshold"])
     assert (two["n_masked"] >= one["n_masked"]).all() and (two["n_masked"] > one["n_masked"]).any(), (one, two)
+
+
+class _Captured(Exception):
+    """Raised by the spy once the node has built its folds: the grid search itself is not under test."""
+
+
+@pytest.mark.parametrize(("variant", "tune_rows"), [("neurontune", "train"), ("neurontune_dagger", "ide")])
+def test_the_shipped_variants_tune_on_their_paper_rows(planted_run, parameters, monkeypatch, variant, tune_rows):
+    """NeuronTune retrains on the training split and NeuronTune† on the identification half of validation, never
+    on the selection half that chooses among its candidates (the shipped variant settings, through the node)."""
+    captured = {}
+
+    def spy(grid, fixed, folds, selection_sets, **kwargs):
+        captured.update(folds=folds, selection_sets=selection_sets, refit=kwargs.get("refit"))
+        raise _Captured
+
+    monkeypatch.setattr(nodes, "select_neurontune", spy)
+    inputs = [planted_run[name] for name in ("embeddings_train", "embeddings_val", "validation_split", "erm_head",
+                                             "neuron_scores", "error_sets")]
+    regulation = parameters["neurontune_regulation"]
+    with pytest.raises(_Captured):
+        nodes.regulate_head(*inputs, regulation["variants"][variant], regulation["tuning"])
+    train, val, split = inputs[:3]
+    expected = train["embeddings"] if tune_rows == "train" else val["embeddings"][split["ide"]]
+    (fold,), (selection,) = captured["folds"], captured["selection_sets"]
+    np.testing.assert_array_equal(fold["tune_embeddings"], expected)
+    np.testing.assert_array_equal(selection.embeddings, val["embeddings"][split["sel"]])
+    np.testing.assert_array_equal(fold["ide_embeddings"], val["embeddings"][split["ide"]])
+    assert captured["refit"] is None
