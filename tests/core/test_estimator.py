@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from neurontune.core import NeuronTune, group_report, head_predict, retrain_head, score_neurons, select_biased_neurons
+from neurontune.core import LinearHead, NeuronTune, group_report, head_predict, retrain_head, score_neurons, select_biased_neurons
 from neurontune.core.groups import balanced_subset_indices
 from tests.core.conftest import SPURIOUS_NEURON
 
@@ -141,11 +141,14 @@ def test_pseudo_group_balancing_weighs_every_group_cell_the_same(planted):
     from neurontune.core.groups import balanced_sample_weights
 
     train = planted["train"]
-    groups = train["g"]  # any ids work: here the planted groups stand in for pseudo-groups
+    # class 0 one cell, class 1 two: group balancing then weighs class 1 double, which class balancing would undo
+    groups = np.where(train["y"] == 0, 0, 2 + train["a"])
     fitted = NeuronTune(2, use_mask=False, balance="pseudo_group", **RETRAIN).fit(**_arguments(planted), tune_groups=groups)
     direct = retrain_head(train["x"], train["y"], 2, sample_weight=balanced_sample_weights(groups, 4),
                           balance_classes=False, **RETRAIN)
     np.testing.assert_allclose(fitted.head_.weight, direct.weight)
+    class_balanced = retrain_head(train["x"], train["y"], 2, sample_weight=balanced_sample_weights(groups, 4), **RETRAIN)
+    assert not np.allclose(class_balanced.weight, direct.weight), "class balancing must matter here"
 
 
 def test_given_scores_decide_the_mask_and_the_statistic_and_seed_reach_self_scoring(planted):
@@ -168,8 +171,9 @@ def test_given_scores_decide_the_mask_and_the_statistic_and_seed_reach_self_scor
 
 def test_no_mask_fits_once_from_the_erm_errors_whatever_the_rounds(planted):
     arguments = _arguments(planted)
-    erm = retrain_head(planted["train"]["x"], planted["train"]["y"], 2, **RETRAIN)
-    arguments["ide_erm_pred"] = head_predict(arguments["ide_embeddings"], erm)
+    # predictions no retrained head would make, so a second round's re-scoring would show
+    arguments["ide_erm_pred"] = np.where(np.arange(len(arguments["ide_y"])) % 4 == 0, 1 - arguments["ide_y"],
+                                         arguments["ide_y"])
     fitted = NeuronTune(2, use_mask=False, rounds=3, **RETRAIN).fit(**arguments)
     expected = score_neurons(arguments["ide_embeddings"], arguments["ide_y"], arguments["ide_erm_pred"], 2)
     np.testing.assert_array_equal(fitted.scores_.scores, expected.scores)
@@ -204,3 +208,14 @@ def test_fit_keys_tell_apart_what_changes_the_head(planted):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a key is no fit: selecting nothing is not worth a warning here
         NeuronTune(2, threshold=10.0).fit_key(given)
+
+
+def test_the_init_head_reaches_the_retraining(planted):
+    """With SGD (a few steps from the start) the initial head shows in the result."""
+    train = planted["train"]
+    sgd = {"solver": "sgd", "epochs": 1, "learning_rate": 0.01, "weight_decay": 1e-3}
+    starts = [LinearHead.from_arrays(np.full((2, 8), value), np.zeros(2)) for value in (-1.0, 1.0)]
+    heads = [NeuronTune(2, use_mask=False, **sgd).fit(**_arguments(planted), init=start).head_ for start in starts]
+    direct = retrain_head(train["x"], train["y"], 2, init=starts[1], **sgd)
+    np.testing.assert_allclose(heads[1].weight, direct.weight, rtol=1e-6)
+    assert not np.allclose(heads[0].weight, heads[1].weight)
