@@ -106,7 +106,7 @@ def test_selection_sets_name_bad_input(arguments, message):
 
 
 def test_partitions_may_use_ids_beyond_the_classes_and_none_is_skipped():
-    selection = SelectionSet.build(np.zeros((4, 1)), [0, 0, 1, 1], 2, group=[0, 1, 2, 3], pseudo_group=None)
+    selection = SelectionSet.build(np.zeros((4, 1)), [0, 0, 1, 1], 2, pseudo_group=None, group=[0, 1, 2, 3])
     assert set(selection.partitions) == {"group"}
     assert selection.worst_accuracy(np.array([0, 0, 1, 0]), "group") == 0.0
     assert selection.worst_accuracy(np.array([0, 0, 1, 1]), "group") == 1.0
