@@ -6,7 +6,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install clean-data repro push pull status serve ui viz airflow-install airflow-dags airflow-test
+.PHONY: run test mutation install clean-data repro push pull status serve ui viz airflow-install airflow-dags airflow-test
 
 # Re-install only when the pins or the project metadata change.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -23,6 +23,15 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Mutation testing of the method's core and the promotion gate (modules: [tool.mutmut] in pyproject.toml;
+# docs/testing.md). Slow and not part of `make test`; each mutant runs only the tests that reach it.
+# MUTANTS narrows the run, e.g. `make mutation MUTANTS="neurontune.core.scoring*"`; JOBS = parallel mutants.
+JOBS ?= 2
+mutation: install
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(JOBS) $(MUTANTS)
+	$(BIN)/python -m tests.mutation_score --survivors
 
 clean-data:
 	find data -type f ! -name .gitkeep ! -name metrics.json -delete

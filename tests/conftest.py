@@ -13,6 +13,13 @@ BIN = Path(sys.executable).parent
 COPIED = ["conf", "notebooks", "src", "pyproject.toml", ".telemetry", "dvc.yaml", ".dvcignore", "requirements.txt"]
 
 
+def patience(seconds: float) -> float:
+    """A wall-clock limit that only guards against a hang, scaled to this machine: by its load per core now (a
+    busy shared runner is slower) and by ``NEURONTUNE_TEST_TIME_SCALE`` (default 1, e.g. 3 on a slow runner)."""
+    load_per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return seconds * max(1.0, load_per_core) * float(os.environ.get("NEURONTUNE_TEST_TIME_SCALE", "1"))
+
+
 def project_environment(**extra) -> dict:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", **extra}
     env.pop("MLFLOW_TRACKING_URI", None)

@@ -18,6 +18,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.conftest import patience
 from tests.tracking.conftest import free_port, stop, wait_for_http
 
 REGION = "us-east-1"
@@ -90,7 +91,7 @@ def mlflow_server(store: ObjectStore, directory: Path, env: dict[str, str]) -> I
             cwd=directory, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:
-            wait_for_http(f"{uri}/health", process, timeout=120)
+            wait_for_http(f"{uri}/health", process, timeout=patience(120))
             yield uri
         except BaseException:
             log.seek(0)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import BIN, PROJECT_ROOT, copy_project, project_environment
+from tests.conftest import BIN, PROJECT_ROOT, copy_project, patience, project_environment
 from tests.object_store import mlflow_server, object_store, s3_endpoint  # noqa: F401  (fixtures)
 from tests.test_airflow_dag import dag_tasks, generate_dag
 from tests.tracking.conftest import MODEL_NAME, free_port
@@ -59,7 +59,7 @@ def test_airflow_runs_the_dag_on_object_storage_and_a_retry_resumes_from_stored_
                "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
         subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True)
         run = subprocess.run([str(AIRFLOW), "dags", "test", DAG_ID], env=env, cwd=tmp_path, capture_output=True,
-                             text=True, timeout=1800)
+                             text=True, timeout=patience(1800))
         output = run.stdout + run.stderr
         (tmp_path / "airflow.log").write_text(output)
         assert run.returncode == 0, output[-5000:]

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from neurontune.data.tables import content_digest, group_counts
 from neurontune.methods import load_registry
 from tests.conftest import copy_project, kedro
 
@@ -29,7 +30,8 @@ ARRAYS = ["04_feature/embeddings_train.npz", "04_feature/embeddings_val.npz", "0
 
 @pytest.fixture(scope="module")
 def twin_runs(ci_project, tmp_path_factory):
-    """The training side run twice on the same raw data: true attributes vs random attributes."""
+    """The training side run twice on the same raw data: true attributes vs random attributes (in the metadata
+    table and in the dataset manifest's group counts)."""
     runs = {}
     for arm in ("true", "random"):
         project = copy_project(tmp_path_factory.mktemp(f"labels_{arm}"))
@@ -37,11 +39,17 @@ def twin_runs(ci_project, tmp_path_factory):
         for name in ("inputs.npz", "metadata.parquet", "dataset_manifest.json"):
             shutil.copy2(ci_project / "data" / "ci" / "01_raw" / name, project / "data" / "ci" / "01_raw" / name)
         if arm == "random":
-            path = project / "data" / "ci" / "01_raw" / "metadata.parquet"
-            metadata = pd.read_parquet(path)
+            raw = project / "data" / "ci" / "01_raw"
+            metadata = pd.read_parquet(raw / "metadata.parquet")
             metadata["a"] = np.random.default_rng(123).integers(0, 2, len(metadata))
             metadata["group"] = 2 * metadata["y"] + metadata["a"]
-            metadata.to_parquet(path, index=False)
+            metadata.to_parquet(raw / "metadata.parquet", index=False)
+            # the manifest carries per-split (y, a) counts: a leak through it must show too
+            manifest = json.loads((raw / "dataset_manifest.json").read_text())
+            with np.load(raw / "inputs.npz") as inputs:
+                manifest["digest"] = content_digest(inputs["inputs"], metadata)
+            manifest["group_counts"] = group_counts(metadata)
+            (raw / "dataset_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         kedro(project, "run", "--env", "ci", "--pipelines", TRAINING_SIDE)
         runs[arm] = project / "data" / "ci"
     return runs

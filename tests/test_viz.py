@@ -14,7 +14,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from neurontune.pipeline_registry import register_pipelines
-from tests.conftest import copy_project, kedro
+from tests.conftest import copy_project, kedro, patience
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium: `chromium` on PATH (Debian: "
@@ -62,7 +62,7 @@ def drawn_task_nodes(url: str) -> list[str]:
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
              "--window-size=1400,900", "--virtual-time-budget=15000", "--dump-dom", url],
-            capture_output=True, text=True, timeout=120)
+            capture_output=True, text=True, timeout=patience(120))
     assert result.returncode == 0, result.stderr[-2000:]
     parser = _TaskNodes()
     parser.feed(result.stdout)

@@ -92,3 +92,30 @@ def test_sgd_and_lbfgs_reach_the_same_predictions(planted):
     lbfgs = retrain_head(train["x"], train["y"], 2, solver="lbfgs", weight_decay=1e-2)
     agree = np.mean(np.argmax(test["x"] @ sgd.weight.T + sgd.bias, 1) == np.argmax(test["x"] @ lbfgs.weight.T + lbfgs.bias, 1))
     assert agree > 0.97
+
+
+def test_the_anchored_lbfgs_solution_is_stationary_for_the_documented_objective():
+    """mean CE + weight_decay/2·||W⊙keep||² + anchor_strength/2·||θ − θ_init||², written out here independently:
+    its numerical gradient vanishes at the solver's answer (mutation testing found the anchor term untested)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 3)), rng.integers(0, 2, 30)
+    init = LinearHead.from_arrays(rng.normal(size=(2, 3)), rng.normal(size=2))
+    keep = np.array([1.0, 0.0, 1.0])
+    decay, anchor = 0.01, 0.5
+    head = retrain_head(x, y, 2, np.array([False, True, False]), init=init, anchor_strength=anchor,
+                        balance_classes=False, weight_decay=decay)
+
+    def objective(theta):
+        weight, bias = theta[:6].reshape(2, 3), theta[6:]
+        logits = x @ (weight * keep).T + bias
+        log_norm = np.log(np.exp(logits).sum(axis=1))
+        data = np.mean(log_norm - logits[np.arange(30), y])
+        return (data + decay / 2 * np.sum((weight * keep) ** 2)
+                + anchor / 2 * (np.sum((weight - init.weight) ** 2) + np.sum((bias - init.bias) ** 2)))
+
+    theta = np.concatenate([head.weight.ravel(), head.bias])
+    step = 1e-6
+    gradient = [(objective(theta + step * e) - objective(theta - step * e)) / (2 * step) for e in np.eye(8)]
+    np.testing.assert_allclose(gradient, 0.0, atol=1e-6)
+    # the masked neuron's weight is pulled to its init (no data, no decay on it)
+    np.testing.assert_allclose(head.weight[:, 1], init.weight[:, 1], atol=1e-6)

@@ -90,3 +90,67 @@ def test_refit_fits_the_winner_on_the_refit_data(setting):
     best, _ = select_neurontune(grid, {"n_classes": 2}, [fold], [setting["selection"]], refit=refit, progress=None)
     direct = retrain_head(refit["tune_embeddings"], refit["tune_y"], 2, best.mask_, weight_decay=1e-3)
     np.testing.assert_allclose(best.head_.weight, direct.weight)
+
+
+# Contract details mutation testing found unpinned (docs/testing.md).
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ((np.zeros(4), [0, 1, 0, 1]), r"^sel_embeddings must be a 2-D array"),
+    ((np.zeros((4, 1)), [0, 1, 0]), r"^sel_y has 3 entries but the embeddings have 4 rows"),
+    ((np.zeros((4, 1)), [0, 1, 0, 1], {"group": [0, 1, 2]}), r"^sel group ids has 3 entries but the embeddings have 4 rows"),
+], ids=["embeddings", "labels", "partition"])
+def test_selection_sets_name_bad_input(arguments, message):
+    embeddings, y, *partitions = arguments
+    with pytest.raises(ValueError, match=message):
+        SelectionSet.build(embeddings, y, 2, **(partitions[0] if partitions else {}))
+
+
+def test_partitions_may_use_ids_beyond_the_classes_and_none_is_skipped():
+    selection = SelectionSet.build(np.zeros((4, 1)), [0, 0, 1, 1], 2, pseudo_group=None, group=[0, 1, 2, 3])
+    assert set(selection.partitions) == {"group"}
+    assert selection.worst_accuracy(np.array([0, 0, 1, 0]), "group") == 0.0
+    assert selection.worst_accuracy(np.array([0, 0, 1, 1]), "group") == 1.0
+    single = SelectionSet.build(np.zeros((2, 1)), [0, 1], 2, group=[0, 0])  # one group id: still a partition
+    assert single.worst_accuracy(np.array([0, 0]), "group") == 0.5
+
+
+def test_an_empty_grid_or_no_selection_set_is_refused():
+    with pytest.raises(ValueError, match=r"^the grid is empty; give at least one candidate\.$"):
+        search_grid([], lambda c, fold: constant_head(0), [SelectionSet.build(np.zeros((2, 1)), [0, 1], 2)])
+    with pytest.raises(ValueError, match=r"^selection_sets is empty; give one selection set per fold\.$"):
+        search_grid([{"name": "zero"}], lambda c, fold: constant_head(0), [])
+    with pytest.raises(ValueError, match=r"^got 1 folds but 2 selection sets; they must pair up\.$"):
+        select_neurontune({"threshold": [0.0]}, {"n_classes": 2}, [{}], [None, None], progress=None)
+
+
+def test_every_row_names_the_criterion_and_why_it_lost():
+    x = np.zeros((4, 1))
+    selection = SelectionSet.build(x, [0, 0, 0, 1], 2)
+    search = search_grid([{"name": 0}, {"name": 1}, {"name": 0}], lambda c, fold: constant_head(c["name"]), [selection])
+    assert [row["criterion"] for row in search.table] == ["sel_worst_class_accuracy"] * 3
+    assert search.table[0]["reason"] == "highest worst class accuracy; ties: higher mean accuracy, then earlier in grid order"
+    assert search.table[2]["reason"] == "tied with the winner; later in grid order"
+    assert [row["selection_rank"] for row in search.table] == [1, 3, 2]
+
+
+def test_the_grid_shows_a_progress_bar_only_when_named(capsys):
+    selection = SelectionSet.build(np.zeros((2, 1)), [0, 1], 2)
+    search_grid([{"name": 0}], lambda c, fold: constant_head(0), [selection], progress=None)
+    assert capsys.readouterr().err == ""
+    search_grid([{"name": 0}], lambda c, fold: constant_head(0), [selection], progress="my grid")
+    assert "my grid" in capsys.readouterr().err
+
+
+def test_select_neurontune_passes_the_criterion_and_refits_every_candidate_of_a_multi_round_grid(setting, caplog):
+    grid = {"threshold": [0.5, 100.0], "rule": ["any"], "weight_decay": [1e-3]}
+    fixed = {"n_classes": 2, "rounds": 2, "solver": "lbfgs"}
+    groups = SelectionSet.build(setting["selection"].embeddings, setting["selection"].y, 2,
+                                group=setting["selection"].y)
+    with caplog.at_level("INFO", logger="neurontune.core.selection"):
+        best, table = select_neurontune(grid, fixed, [setting["fold"]], [groups], criterion="group", progress=None)
+    assert table[0]["criterion"] == "sel_worst_group_accuracy"
+    assert table[0]["n_masked"] > table[1]["n_masked"] == 0  # rounds > 1: no cached fit is shared between them
+    winner = next(row for row in table if row["selected"])
+    chosen = {key: winner[key] for key in grid}
+    assert f"selected {chosen} (highest worst group accuracy; ties: higher mean" in caplog.text
+    assert "fit(s) of the grid: no neuron was selected as biased" in caplog.text

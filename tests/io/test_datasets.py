@@ -1,3 +1,4 @@
+import io
 import json
 
 import numpy as np
@@ -30,6 +31,34 @@ def test_failed_save_leaves_previous_output_intact(tmp_path):
         dataset.save({"bad": object()})  # not JSON-serialisable: fails mid-write
     assert json.loads(path.read_text()) == {"wga": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left behind
+
+
+@pytest.mark.parametrize(("dataset_type", "old", "new"), [
+    (JsonDataset, {"wga": 0.5}, {"wga": 0.75, "notes": "x" * 4096}),
+    (NpzDataset, {"x": np.arange(3)}, {"x": np.arange(4096)}),
+    (ParquetTableDataset, pd.DataFrame({"y": [0, 1]}), pd.DataFrame({"y": np.arange(4096)})),
+    (TorchCheckpointDataset, {"config": {}, "state_dict": {"w": torch.zeros(2)}},
+     {"config": {}, "state_dict": {"w": torch.ones(4096)}}),
+], ids=["json", "npz", "parquet", "checkpoint"])
+def test_a_writer_failing_midway_leaves_the_old_file_byte_identical(tmp_path, monkeypatch, dataset_type, old, new):
+    path = tmp_path / "output.bin"
+    dataset = dataset_type(str(path))
+    dataset.save(old)
+    before = path.read_bytes()
+    write = dataset._write
+
+    def write_half_then_fail(data, handle):  # a full disk or a killed worker: bytes out, then an error
+        buffer = io.BytesIO()
+        write(data, buffer)
+        handle.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        handle.flush()
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(dataset, "_write", write_half_then_fail)
+    with pytest.raises(DatasetError, match="no space left on device"):
+        dataset.save(new)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["output.bin"]  # no temporary file left behind
 
 
 def test_missing_and_unreadable_files_are_named(tmp_path):

@@ -5,7 +5,7 @@ import subprocess
 
 import yaml
 
-from tests.conftest import BIN, copy_project, project_environment
+from tests.conftest import BIN, copy_project, patience, project_environment
 from tests.object_store import object_store, s3_endpoint  # noqa: F401  (fixtures)
 
 
@@ -18,7 +18,7 @@ def test_a_run_with_the_data_root_on_s3_writes_every_dataset_to_the_bucket_only(
     env = project_environment(NEURONTUNE_DATA_ROOT=f"s3://{object_store.bucket}/runs")
     env = {key: value for key, value in env.items() if not key.startswith("AWS_")}
     result = subprocess.run([str(BIN / "kedro"), "run", "--env", "ci"], cwd=project, env=env, capture_output=True,
-                            text=True, timeout=900)
+                            text=True, timeout=patience(900))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     assert [path for path in (project / "data").rglob("*") if path.is_file()] == []

@@ -23,6 +23,8 @@ def test_erm_is_deterministic_for_a_seed_and_keeps_the_global_rng():
     second, _ = train_erm(CONFIG, images, y, images, y, **kwargs)
     for name, tensor in first.state_dict().items():
         assert torch.equal(tensor, second.state_dict()[name]), name
+    other, _ = train_erm(CONFIG, images, y, images, y, **{**kwargs, "seed": 6})  # the seed is used, not ignored
+    assert not all(torch.equal(tensor, other.state_dict()[name]) for name, tensor in first.state_dict().items())
     assert torch.equal(state, torch.random.get_rng_state())
     assert len(history) == 3 and history[-1]["train_accuracy"] > 0.9
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, copy_project
+from tests.conftest import PROJECT_ROOT, copy_project, patience
 
 MODEL_NAME = "neurontune-colored_mnist"
 
@@ -68,7 +68,7 @@ def console_env(**extra: str) -> dict[str, str]:
 def kedro_run(project: Path, *arguments: str, params: str = "", env: dict[str, str] | None = None, timeout: float = 300):
     """``kedro run --env ci`` (the suite's reduced configuration) in ``project``."""
     command = [sys.executable, "-m", "kedro", "run", "--env", "ci", *arguments] + (["--params", params] if params else [])
-    return subprocess.run(command, cwd=project, env=env or project_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=project, env=env or project_env(), capture_output=True, text=True, timeout=patience(timeout))
 
 
 def free_port() -> int:
@@ -84,7 +84,7 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with code {process.returncode} before answering {url}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=patience(2)) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -98,10 +98,10 @@ def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, 15)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=patience(15))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
-            process.wait(timeout=5)
+            process.wait(timeout=patience(5))
 
 
 @pytest.fixture(scope="session")

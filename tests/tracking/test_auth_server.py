@@ -31,7 +31,7 @@ from neurontune.console import main
 from neurontune.tracking.connection import NotPermittedError
 from neurontune.tracking.registry import apply_decision
 
-from .conftest import MODEL_NAME, console_env, free_port, project_env, promotable_method, stop, wait_for_http
+from .conftest import MODEL_NAME, console_env, free_port, patience, project_env, promotable_method, stop, wait_for_http
 
 
 @dataclass
@@ -71,14 +71,14 @@ def server(tmp_path_factory):
             cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         uri = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{uri}/health", process, timeout=180)
+        wait_for_http(f"{uri}/health", process, timeout=patience(180))
         users = folder / "users.yml"  # outside any git work tree, as the command requires
         users.write_text(json.dumps({name: {"role": name, "password": passwords[name]} for name in ("promoter", "reader")}))
         state = AuthServer(uri, admin_password, passwords, log)
         bootstrap = subprocess.run(
             [sys.executable, "-m", "neurontune.console", "team-server", "bootstrap", "--tracking-uri", uri,
              "--users", str(users), "--model", MODEL_NAME],
-            env={**state.env("admin"), "PYTHONPATH": console_env()["PYTHONPATH"]}, capture_output=True, text=True, timeout=120)
+            env={**state.env("admin"), "PYTHONPATH": console_env()["PYTHONPATH"]}, capture_output=True, text=True, timeout=patience(120))
         assert bootstrap.returncode == 0, bootstrap.stderr[-3000:]
         assert f"promoter: MANAGE on registered_model {MODEL_NAME}" in bootstrap.stdout
         yield state
@@ -108,7 +108,7 @@ def promoted(server, ci_project, tmp_path_factory):
 def promotion_run(project: Path, env: dict, params: str) -> subprocess.CompletedProcess:
     """``kedro run --pipelines model_promotion`` in the default environment, which reads conf/local."""
     return subprocess.run([sys.executable, "-m", "kedro", "run", "--pipelines", "model_promotion", "--params", params],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=project, env=env, capture_output=True, text=True, timeout=patience(300))
 
 
 def as_user(server, user: str):
@@ -118,7 +118,7 @@ def as_user(server, user: str):
 
 def test_unauthenticated_client_is_refused(server, promoted):
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"{server.uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
+        urllib.request.urlopen(f"{server.uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=patience(10))
     assert refused.value.code == 401
     project, _ = promoted
     anonymous = project.parent / "anonymous"
@@ -150,7 +150,7 @@ def test_reader_loads_champion_and_audits_it(server, promoted, capsys):
             print(json.dumps(model.predict(arrays["inputs"][:3])["prediction"].tolist()))
     """)
     loaded = subprocess.run([sys.executable, "-c", script], cwd=project, env=server.env("reader"), capture_output=True,
-                            text=True, timeout=180)
+                            text=True, timeout=patience(180))
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert len(json.loads(loaded.stdout.strip().splitlines()[-1])) == 3
     with as_user(server, "reader"):

@@ -10,7 +10,7 @@ import pytest
 
 from neurontune.tracking.connection import HTTP_DEFAULTS, TrackingServerError, apply_http_defaults, check_tracking_server
 
-from .conftest import console_env, free_port, project_env
+from .conftest import console_env, free_port, patience, project_env
 
 
 def test_http_defaults_never_override_the_user():
@@ -32,7 +32,7 @@ def test_kedro_run_against_a_closed_port_fails_fast(ci_project):
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "ci", "--pipelines", "model_promotion"],
                             cwd=ci_project, env=project_env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
-                            timeout=300)
+                            timeout=patience(300))
     elapsed = time.monotonic() - started
     assert result.returncode != 0
     assert f"cannot reach the MLflow tracking server {uri}" in " ".join((result.stdout + result.stderr).split())
@@ -44,5 +44,5 @@ def test_lineage_against_a_closed_port_is_one_line(tmp_path):
     uri = f"http://127.0.0.1:{free_port()}"
     result = subprocess.run([sys.executable, "-m", "neurontune.console", "lineage", "models:/m@champion",
                              "--tracking-uri", uri], cwd=tmp_path, env=console_env(),
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=patience(120))
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "cannot reach" in result.stderr

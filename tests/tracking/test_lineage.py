@@ -8,11 +8,14 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from neurontune.console import main
+from neurontune.data.tables import CLASS_LABEL_COLUMNS, content_digest
+from neurontune.io.datasets import NpzDataset
 
-from .conftest import MODEL_NAME, console_env
+from .conftest import MODEL_NAME, console_env, patience
 
 
 @pytest.fixture
@@ -111,6 +114,25 @@ def test_verify_names_a_one_byte_change(lineage, checkout, relative):
     assert f"MISMATCH {relative}" in text
 
 
+def test_data_and_its_manifest_replaced_together_fail_verify(lineage, checkout):
+    """A consistent forgery: new inputs and a manifest whose digests describe them. --verify trusts only the
+    digests the run recorded, so both files are named, whatever the manifest on disk now claims."""
+    raw = checkout / "data/ci/01_raw"
+    inputs = NpzDataset(str(raw / "inputs.npz")).load()
+    inputs["inputs"] = inputs["inputs"].copy()
+    inputs["inputs"].flat[0] = inputs["inputs"].flat[0] + 1
+    NpzDataset(str(raw / "inputs.npz")).save(inputs)
+    metadata = pd.read_parquet(raw / "metadata.parquet")
+    manifest = json.loads((raw / "dataset_manifest.json").read_text())
+    manifest["digest"] = content_digest(inputs["inputs"], metadata)
+    manifest["class_label_digest"] = content_digest(inputs["inputs"], metadata[list(CLASS_LABEL_COLUMNS)])
+    (raw / "dataset_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    code, chain = lineage(f"models:/{MODEL_NAME}/1", "--json", "--verify", project_dir=checkout)
+    assert code == 1
+    assert sorted(check["path"] for check in chain["verification"]["checks"] if not check["ok"]) == [
+        "data/ci/01_raw/dataset_manifest.json", "data/ci/01_raw/inputs.npz"]
+
+
 def test_missing_file_fails_verify(lineage, checkout):
     (checkout / "data/ci/01_raw/metadata.parquet").unlink()
     code, chain = lineage(f"models:/{MODEL_NAME}/1", "--json", "--verify", project_dir=checkout)
@@ -141,7 +163,7 @@ def test_dvc_lock_is_a_separate_informational_check(lineage, checkout):
 def test_unresolvable_uri_is_one_clean_line(trained_project, uri, message):
     result = subprocess.run([sys.executable, "-m", "neurontune.console", "lineage", uri, "--tracking-uri",
                              trained_project.tracking_uri], cwd=trained_project.path, env=console_env(),
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=patience(120))
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -149,6 +171,6 @@ def test_unresolvable_uri_is_one_clean_line(trained_project, uri, message):
 
 def test_outside_a_project_no_store_is_created(tmp_path):
     result = subprocess.run([sys.executable, "-m", "neurontune.console", "lineage", f"models:/{MODEL_NAME}@champion"],
-                            cwd=tmp_path, env=console_env(), capture_output=True, text=True, timeout=120)
+                            cwd=tmp_path, env=console_env(), capture_output=True, text=True, timeout=patience(120))
     assert result.returncode == 2 and "no MLflow store at" in result.stderr
     assert list(tmp_path.iterdir()) == []

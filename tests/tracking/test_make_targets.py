@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 
-from .conftest import free_port, project_env, stop, wait_for_http
+from .conftest import free_port, patience, project_env, stop, wait_for_http
 
 VENV = Path(sys.executable).parent.parent
 MAKE = shutil.which("make")
@@ -57,14 +57,14 @@ def test_make_serve_answers_a_prediction(trained_project, tmp_path):
     log, port = tmp_path / "serve.log", free_port()
     process = start(trained_project.path, "serve", log, f"PORT={port}")
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/ping", process, timeout=180)
+        wait_for_http(f"http://127.0.0.1:{port}/ping", process, timeout=patience(180))
         assert printed_url(log) == f"http://127.0.0.1:{port}"
         with np.load(trained_project.path / "data/ci/01_raw/inputs.npz") as arrays:
             images = arrays["inputs"][:2]
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
                                          data=json.dumps({"inputs": images.tolist()}).encode(),
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=patience(60)) as response:
             predictions = json.loads(response.read())["predictions"]
         assert len(predictions) == 2 and {"prediction", "probability_0", "probability_1"} <= set(predictions[0])
     except Exception as error:
@@ -76,7 +76,7 @@ def test_make_serve_answers_a_prediction(trained_project, tmp_path):
 def test_make_serve_without_champion_says_run_make_run_first(trained_project, tmp_path):
     command, environment = make(trained_project.path, "serve", f"PORT={free_port()}",
                                 MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'empty.db'}")
-    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=patience(120))
     assert result.returncode != 0
     assert "no neurontune-colored_mnist@champion" in result.stdout and "run `make run` first" in result.stdout
 
@@ -86,7 +86,7 @@ def test_make_ui_and_viz_serve_on_loopback(trained_project, tmp_path, target, pa
     log, port = tmp_path / f"{target}.log", free_registered_port()
     process = start(trained_project.path, target, log, f"PORT={port}")
     try:
-        wait_for_http(f"http://127.0.0.1:{port}{page}", process, timeout=180)
+        wait_for_http(f"http://127.0.0.1:{port}{page}", process, timeout=patience(180))
         assert printed_url(log) == f"http://127.0.0.1:{port}"
     except Exception as error:
         raise AssertionError(f"{error}\n{log.read_text()[-4000:]}") from error

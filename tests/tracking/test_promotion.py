@@ -126,3 +126,71 @@ def test_validate_gate_accepts_the_shipped_settings():
     assert validate_gate(shipped["model_promotion"]["gate"], ["train", "val", "test"]) == shipped["model_promotion"]["gate"]
     with pytest.raises(ValueError, match="gate.fail_on_refusal: missing"):
         validate_gate({k: v for k, v in VALID_GATE.items() if k != "fail_on_refusal"}, ["test"])
+
+
+# Exact reasons and fields: the decision is recorded on the version and read by people (mutation testing found
+# these unpinned; docs/testing.md).
+
+def test_every_reason_is_stated_exactly():
+    champion = candidate(2, 0.80, 0.91, "0123456789abcdef")
+    cases = [
+        (decide_promotion(candidate(1, 0.3, 0.8), None, **GATE),
+         "no champion yet and no ERM reference: the first model becomes champion"),
+        (decide_promotion(candidate(3, math.nan, 0.9), champion, **GATE),
+         "challenger has no finite worst-group / mean accuracy recorded"),
+        (decide_promotion(candidate(1, 0.9, 0.9), None, **GATE, erm=candidate(0, math.nan, 0.9)),
+         "no champion yet and ERM has no finite metrics to compare with"),
+        (decide_promotion(candidate(2, 0.8, 0.9), champion, **GATE), "version 2 already holds the champion alias"),
+        (decide_promotion(candidate(1, 0.99, 0.99), champion, **GATE),
+         "challenger v1 is older than champion v2; the gate never demotes"),
+        (decide_promotion(candidate(3, 0.9, 0.9), candidate(2, math.nan, 0.9), **GATE),
+         "champion v2 has no finite metrics recorded; promote by hand after checking it"),
+        (decide_promotion(candidate(3, 0.9, 0.9, "fedcba9876543210"), champion, **GATE),
+         "evaluated on different data (digest fedcba987654 vs champion 0123456789ab); metrics are not comparable"),
+    ]
+    for decision, reason in cases:
+        assert decision.reason == reason
+
+
+def test_what_each_refusal_was_compared_with():
+    champion = candidate(2, 0.80, 0.91)
+    assert decide_promotion(candidate(1, 0.9, 0.9), None, **GATE, erm=candidate(0, math.nan, 0.9)).compared_with == "erm"
+    for challenger, reference in ((candidate(1, 0.99, 0.99), champion), (candidate(3, 0.9, 0.9), candidate(2, math.nan, 0.9)),
+                                  (candidate(3, 0.9, 0.9, "x"), candidate(2, 0.8, 0.9, "y"))):
+        assert decide_promotion(challenger, reference, **GATE).compared_with == "champion v2"
+    already = decide_promotion(candidate(2, 0.8, 0.9), champion, **GATE)
+    assert already.champion_version == 2 and already.champion_worst_group_accuracy == 0.80
+    unscored = decide_promotion(candidate(3, math.nan, 0.9), champion, **GATE)  # nothing compared: no gain or drop
+    assert unscored.compared_with is None and unscored.worst_group_accuracy_gain is None and unscored.mean_accuracy_drop is None
+
+
+@pytest.mark.parametrize(("challenger", "champion"), [
+    (candidate(3, 0.9, math.nan), candidate(2, 0.8, 0.9)),   # a challenger without mean accuracy
+    (candidate(3, 0.9, 0.9), candidate(2, math.nan, 0.9)),   # a champion without worst-group accuracy
+    (candidate(3, 0.9, 0.9), candidate(2, 0.8, math.nan)),   # a champion without mean accuracy
+], ids=["challenger_mean", "champion_wga", "champion_mean"])
+def test_any_missing_number_refuses(challenger, champion):
+    assert decide_promotion(challenger, champion, **GATE).status == REFUSED
+    no_champion = decide_promotion(candidate(3, 0.9, 0.9), None, **GATE, erm=candidate(0, 0.5, math.nan))
+    assert no_champion.status == REFUSED and no_champion.compared_with == "erm"
+
+
+def test_the_tolerance_is_on_the_promoting_side_at_both_limits():
+    """A gain short of min_delta by the 1e-12 tolerance, and a drop over max_mean_acc_drop by it, still promote."""
+    gain = decide_promotion(candidate(3, 0.5 - 1e-12, 0.9), candidate(2, 0.0, 0.9), min_delta=0.5, max_mean_acc_drop=0.0)
+    assert gain.status == PROMOTED
+    drop = decide_promotion(candidate(3, 0.9, 0.0), candidate(2, 0.0, 1e-12), min_delta=0.0, max_mean_acc_drop=0.0)
+    assert drop.status == PROMOTED
+
+
+@pytest.mark.parametrize("name", ["min_delta", "max_mean_acc_drop"])
+def test_zero_thresholds_are_allowed_and_bad_ones_are_named(name):
+    zero = decide_promotion(candidate(3, 0.9, 0.9), candidate(2, 0.9, 0.9), **{"min_delta": 0.0, "max_mean_acc_drop": 0.0})
+    assert zero.status == PROMOTED  # no gain and no drop pass zero thresholds
+    with pytest.raises(ValueError, match=rf"^{name} must be a finite number >= 0; got -1"):
+        decide_promotion(candidate(3, 0.9, 0.9), None, **{**GATE, name: -1})
+
+
+def test_gate_errors_name_the_full_parameter_path():
+    with pytest.raises(ValueError, match=r"model_promotion\.gate\.min_delta: must be a number"):
+        validate_gate({**VALID_GATE, "min_delta": "abc"}, ["test"])

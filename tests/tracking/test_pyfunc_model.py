@@ -22,7 +22,8 @@ def text_model(tmp_path, monkeypatch):
     torch.manual_seed(0)
     backbone = _CharacterBag()
     torch.save({"config": backbone.config, "state_dict": backbone.state_dict()}, tmp_path / "erm_model.pt")
-    np.savez(tmp_path / "head.npz", weight=np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]), bias=np.zeros(2),
+    # neuron 2 is masked but keeps a large weight: served predictions must not see it
+    np.savez(tmp_path / "head.npz", weight=np.array([[1.0, 0, 0, 1.0], [0, 1.0, 10.0, 0]]), bias=np.zeros(2),
              keep=np.array([1.0, 1.0, 0.0, 1.0]), mask=np.array([False, False, True, False]))
     (tmp_path / "input_spec.json").write_text(json.dumps({"kind": "text"}))
     context = SimpleNamespace(artifacts={"checkpoint": str(tmp_path / "erm_model.pt"), "head": str(tmp_path / "head.npz"),
@@ -40,6 +41,23 @@ def test_text_column_in_predictions_out(text_model):
     np.testing.assert_allclose(output[["probability_0", "probability_1"]].sum(axis=1), 1.0)
     same = model.predict(context, {"text": np.array(["not bad", "never", "great fun"])})
     pd.testing.assert_frame_equal(output, same)
+
+
+def test_a_masked_text_neuron_never_reaches_the_prediction(text_model):
+    model, context = text_model
+    texts = ["not bad", "never", "great fun", "terrible", "awful movie"]
+    backbone = _CharacterBag()
+    backbone.load_state_dict(torch.load(context.artifacts["checkpoint"])["state_dict"])
+    with torch.no_grad():
+        embeddings = backbone.embed(backbone.preprocess(texts)).numpy().astype(np.float64)
+    with np.load(context.artifacts["head"]) as head:
+        masked = embeddings @ (head["weight"] * head["keep"]).T
+        unmasked = embeddings @ head["weight"].T
+    assert (masked.argmax(axis=1) != unmasked.argmax(axis=1)).any(), "the mask must matter here, or this proves nothing"
+    output = model.predict(context, pd.DataFrame({"text": texts}))
+    assert output["prediction"].tolist() == masked.argmax(axis=1).tolist()
+    expected = np.exp(masked) / np.exp(masked).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(output[["probability_0", "probability_1"]], expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize(

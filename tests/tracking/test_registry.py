@@ -11,7 +11,7 @@ import textwrap
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .conftest import MODEL_NAME
+from .conftest import MODEL_NAME, patience
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_model_has_signature_and_input_example(trained_project):
                           "example": [list(example.shape), str(example.dtype)]}}))
     """)
     result = subprocess.run([sys.executable, "-c", script], env=trained_project.env(), capture_output=True, text=True,
-                            cwd=trained_project.path, timeout=120)
+                            cwd=trained_project.path, timeout=patience(120))
     assert result.returncode == 0, result.stderr[-3000:]
     described = json.loads(result.stdout.strip().splitlines()[-1])
     assert described["inputs"] == [{"type": "tensor", "tensor-spec": {"dtype": "uint8", "shape": [-1, 3, 28, 28]}}]
@@ -125,7 +125,7 @@ def test_fresh_process_predicts_what_evaluation_scored(trained_project):
         }}))
     """)
     result = subprocess.run([sys.executable, "-c", script], env=trained_project.env(), capture_output=True, text=True,
-                            cwd=trained_project.path, timeout=120)
+                            cwd=trained_project.path, timeout=patience(120))
     assert result.returncode == 0, result.stderr[-3000:]
     checked = json.loads(result.stdout.strip().splitlines()[-1])
     assert checked["same_ids"] and checked["n"] == 400  # the ci environment's test split

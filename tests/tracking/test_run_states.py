@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from neurontune.console import main
 from neurontune.tracking.runs import INTERRUPTED_TAG, PID_TAG, STALE_TAG
 
-from .conftest import project_env
+from .conftest import patience, project_env
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def start_long_run(project: Path):
         [sys.executable, "-m", "kedro", "run", "--env", "ci", "--pipelines", "erm_training",
          "--params", "erm_training.modes.finetune.epochs=500"],
         cwd=project, env=project_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + patience(180)
     # the store is read only once the node runs: opening it while kedro-mlflow creates it races its migrations
     while time.monotonic() < deadline and process.poll() is None and "Running node" not in (project / "kedro.log").read_text():
         time.sleep(0.5)
@@ -51,7 +51,7 @@ def start_long_run(project: Path):
 def test_interrupted_run_ends_killed(project, number):
     process, run_id = start_long_run(project)
     process.send_signal(number)
-    process.wait(timeout=120)
+    process.wait(timeout=patience(120))
     output = (project / "kedro.log").read_text()
     assert process.returncode != 0, output[-2000:]
     run = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_run(run_id)
@@ -62,7 +62,7 @@ def test_interrupted_run_ends_killed(project, number):
 def test_killed_process_leaves_a_stale_run_that_is_cleaned(project, capsys):
     process, run_id = start_long_run(project)
     process.kill()
-    process.wait(timeout=30)
+    process.wait(timeout=patience(30))
     uri = f"sqlite:///{project / 'mlflow.db'}"
     client = MlflowClient(uri)
     assert client.get_run(run_id).info.status == "RUNNING"  # what SIGKILL leaves behind

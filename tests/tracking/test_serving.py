@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import MODEL_NAME, free_port, stop, wait_for_http
+from .conftest import MODEL_NAME, free_port, patience, stop, wait_for_http
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def server(trained_project, tmp_path_factory):
         cwd=trained_project.path, env=trained_project.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/ping", process, timeout=120)
+        wait_for_http(f"http://127.0.0.1:{port}/ping", process, timeout=patience(120))
         yield f"http://127.0.0.1:{port}"
     except Exception:
         log.seek(0)
@@ -39,7 +39,7 @@ def invoke(url: str, payload) -> tuple[int, dict]:
     request = urllib.request.Request(f"{url}/invocations", data=json.dumps(payload).encode(),
                                      headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=patience(60)) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())

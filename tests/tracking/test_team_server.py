@@ -11,7 +11,7 @@ import textwrap
 
 from mlflow.tracking import MlflowClient
 
-from .conftest import MODEL_NAME, free_port, kedro_run, stop, wait_for_http
+from .conftest import MODEL_NAME, free_port, kedro_run, patience, stop, wait_for_http
 
 
 def test_registry_and_promotion_against_a_tracking_server(trained_project, tmp_path):
@@ -29,7 +29,7 @@ def test_registry_and_promotion_against_a_tracking_server(trained_project, tmp_p
         cwd=server_dir, env=trained_project.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        wait_for_http(f"{uri}/health", process, timeout=120)
+        wait_for_http(f"{uri}/health", process, timeout=patience(120))
         env = trained_project.env(MLFLOW_TRACKING_URI=uri)
         result = kedro_run(project, "--pipelines", "model_promotion", env=env,
                            params=f"model_promotion.packaging.method={trained_project.champion_method}")
@@ -50,7 +50,7 @@ def test_registry_and_promotion_against_a_tracking_server(trained_project, tmp_p
             print(json.dumps(output["prediction"].tolist()))
         """)
         loaded = subprocess.run([sys.executable, "-c", script], cwd=project, env=env, capture_output=True, text=True,
-                                timeout=120)
+                                timeout=patience(120))
         assert loaded.returncode == 0, loaded.stderr[-3000:]
         assert len(json.loads(loaded.stdout.strip().splitlines()[-1])) == 5
     except Exception:

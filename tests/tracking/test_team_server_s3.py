@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.object_store import mlflow_server, object_store, s3_endpoint  # noqa: F401  (fixtures)
 
-from .conftest import MODEL_NAME, kedro_run
+from .conftest import MODEL_NAME, kedro_run, patience
 
 
 def test_registered_model_files_land_in_the_bucket_and_load_back(trained_project, object_store, tmp_path):
@@ -49,7 +49,7 @@ def test_registered_model_files_land_in_the_bucket_and_load_back(trained_project
             print(json.dumps({{"model_uuid": model.metadata.model_uuid, "prediction": output["prediction"].tolist()}}))
         """)
         loaded = subprocess.run([sys.executable, "-c", script], cwd=project, env=env, capture_output=True, text=True,
-                                timeout=120)
+                                timeout=patience(120))
         assert loaded.returncode == 0, loaded.stderr[-3000:]
         answer = json.loads(loaded.stdout.strip().splitlines()[-1])
         assert answer["model_uuid"] == stored["model_uuid"], "the model loaded back is the one in the bucket"
