@@ -8,7 +8,7 @@ def test_notebook_loads_outputs_through_the_catalog(ci_project, monkeypatch):
     for key, value in project_environment(KEDRO_ENV="ci").items():  # the environment the fixture ran
         monkeypatch.setenv(key, value)
     notebook = nbformat.read(ci_project / "notebooks" / "group_accuracies.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=patience(300), kernel_name="python3",
+    NotebookClient(notebook, timeout=int(patience(300)), kernel_name="python3",
                    resources={"metadata": {"path": str(ci_project / "notebooks")}}).execute()
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
     assert not [output for output in outputs if output.output_type == "error"]
