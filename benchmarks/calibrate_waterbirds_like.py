@@ -51,7 +51,7 @@ from neurontune.data.waterbirds_like import build_waterbirds_like
 from neurontune.models.backbones import build_model
 from neurontune.models.batching import embed_and_predict
 from neurontune.models.devices import resolve_device
-from neurontune.models.training import _fit, train_erm
+from neurontune.models.training import fit_linear_probe, train_erm
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "waterbirds_like"
@@ -134,21 +134,10 @@ def linear_probe_erm(construction, seed, device, features: dict, labels: dict) -
         torch.manual_seed(seed)  # the same initialisation train_erm gives the head
         model = build_model(_model_config(construction))
     head = model.head.to(device)
-    train_x, val_x = torch.from_numpy(features["train"]), torch.from_numpy(features["val"])
-    size = LINEAR_PROBE["batch_size"]
-
-    def batches(order, description):
-        for start in range(0, len(order), size):
-            indices = order[start : start + size]
-            yield indices, train_x[indices].to(device)
-
-    def predict_val():
-        with torch.inference_mode():
-            return head(val_x.to(device)).float().cpu().numpy()
-
-    _fit(head, batches, predict_val, labels["train"], labels["val"], epochs=LINEAR_PROBE["epochs"],
-         learning_rate=LINEAR_PROBE["learning_rate"], weight_decay=LINEAR_PROBE["weight_decay"],
-         rng=np.random.default_rng(seed), device=device)
+    fit_linear_probe(head, features["train"], features["val"], labels["train"], labels["val"],
+                     epochs=LINEAR_PROBE["epochs"], learning_rate=LINEAR_PROBE["learning_rate"],
+                     weight_decay=LINEAR_PROBE["weight_decay"], batch_size=LINEAR_PROBE["batch_size"], seed=seed,
+                     device=device)
     return LinearHead.from_arrays(head.weight.detach().cpu().numpy(), head.bias.detach().cpu().numpy())
 
 

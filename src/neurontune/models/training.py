@@ -64,42 +64,57 @@ def train_erm(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)  # weight initialisation only; the global state is restored on exit
         model = build_model(config).to(device)
+    snapshot = None if snapshot_epoch is None else (snapshot_epoch, model)
     if mode == "linear_probe":
         if not hasattr(model, "weights_digest"):
             raise ValueError(f"mode 'linear_probe' needs a pretrained backbone; {config['architecture']!r} starts from random weights.")
         model.requires_grad_(False).eval()
         model.head.requires_grad_(True)
-        train_features = torch.from_numpy(embed_and_predict(model, train_inputs, batch_size, device, "embedding train")[0])
-        val_features = torch.from_numpy(embed_and_predict(model, val_inputs, batch_size, device, "embedding val")[0])
-        trainable = model.head
+        train_features = embed_and_predict(model, train_inputs, batch_size, device, "embedding train")[0]
+        val_features = embed_and_predict(model, val_inputs, batch_size, device, "embedding val")[0]
+        history = fit_linear_probe(model.head, train_features, val_features, train_labels, val_labels, epochs=epochs,
+                                   learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
+                                   seed=seed, device=device, group=group, snapshot=snapshot)
+        return model.cpu().eval(), history
+    step_size = batch_size if group is None else batch_size // group.world_size
+    val_rows = slice(0, len(val_labels)) if group is None else group.shard(len(val_labels), batch_size)
 
-        def batches(order, description):
-            for start in range(0, len(order), batch_size):
-                indices = order[start : start + batch_size]
-                yield indices, train_features[indices].to(device)
+    def batches(order, description):
+        model.train()
+        return iterate_batches(model, train_inputs, step_size, device, order, description)
 
-        def predict_val():
-            with torch.inference_mode():
-                return model.head(val_features.to(device)).float().cpu().numpy()
-    else:
-        trainable = model
-        step_size = batch_size if group is None else batch_size // group.world_size
-        val_rows = slice(0, len(val_labels)) if group is None else group.shard(len(val_labels), batch_size)
+    def predict_val():
+        if val_rows.start == val_rows.stop:  # a rank with no validation batch
+            return np.empty((0, model.head.out_features), dtype=np.float32)
+        return embed_and_predict(model, val_inputs[val_rows], batch_size, device)[1]
 
-        def batches(order, description):
-            model.train()
-            return iterate_batches(model, train_inputs, step_size, device, order, description)
-
-        def predict_val():
-            if val_rows.start == val_rows.stop:  # a rank with no validation batch
-                return np.empty((0, model.head.out_features), dtype=np.float32)
-            return embed_and_predict(model, val_inputs[val_rows], batch_size, device)[1]
-
-        val_labels = val_labels[val_rows]
-    history = _fit(trainable, batches, predict_val, train_labels, val_labels, epochs=epochs, learning_rate=learning_rate,
+    val_labels = val_labels[val_rows]
+    history = _fit(model, batches, predict_val, train_labels, val_labels, epochs=epochs, learning_rate=learning_rate,
                    weight_decay=weight_decay, rng=np.random.default_rng(seed), device=device, group=group,
-                   batch_size=batch_size, snapshot=None if snapshot_epoch is None else (snapshot_epoch, model))
+                   batch_size=batch_size, snapshot=snapshot)
     return model.cpu().eval(), history
+
+
+def fit_linear_probe(head: nn.Module, train_features: np.ndarray, val_features: np.ndarray, train_labels, val_labels, *,
+                     epochs: int, learning_rate: float, weight_decay: float, batch_size: int, seed: int,
+                     device: torch.device, group=None, snapshot=None) -> list[dict]:
+    """Train ``head`` on fixed features (a frozen backbone's embeddings) by ERM's epoch loop, in place; the
+    linear probe of :func:`train_erm`, also used by benchmarks that extract the features once for many seeds.
+    Returns the per-epoch history (the head ends with its best validation epoch's weights)."""
+    train_x, val_x = torch.from_numpy(train_features), torch.from_numpy(val_features)
+
+    def batches(order, description):
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            yield indices, train_x[indices].to(device)
+
+    def predict_val():
+        with torch.inference_mode():
+            return head(val_x.to(device)).float().cpu().numpy()
+
+    return _fit(head, batches, predict_val, train_labels, val_labels, epochs=epochs, learning_rate=learning_rate,
+                weight_decay=weight_decay, rng=np.random.default_rng(seed), device=device, group=group,
+                batch_size=batch_size, snapshot=snapshot)
 
 
 def _fit(trainable, batches, predict_val, train_labels, val_labels, *, epochs, learning_rate, weight_decay, rng, device,
