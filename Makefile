@@ -27,10 +27,12 @@ test: install
 # Mutation testing of the method's core and the promotion gate (modules: [tool.mutmut] in pyproject.toml;
 # docs/testing.md). Slow and not part of `make test`; each mutant runs only the tests that reach it.
 # MUTANTS narrows the run, e.g. `make mutation MUTANTS="neurontune.core.scoring*"`; JOBS = parallel mutants.
+# One thread per math library: mutmut forks a child per mutant from a process whose OpenMP/BLAS pools
+# already ran, and such a child spins until mutmut's CPU limit (a false "timeout", counted as killed).
 JOBS ?= 2
 mutation: install
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children $(JOBS) $(MUTANTS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(JOBS) $(MUTANTS)
 	$(BIN)/python -m tests.mutation_score --survivors
 
 clean-data:

@@ -8,6 +8,17 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("MUTANT_UNDER_TEST"):  # `make mutation`: mutmut forks one child per mutant from this process
+    import threading
+
+    from tqdm import tqdm
+
+    # tqdm's default write lock is a multiprocessing semaphore, shared by every forked child: a child killed
+    # while holding it (mutmut's timeout) leaves every later child waiting forever. A per-process lock, and
+    # no monitor thread (which takes that lock) to be copied mid-acquire into a fork.
+    tqdm.set_lock(threading.RLock())
+    tqdm.monitor_interval = 0
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPIED = ["conf", "notebooks", "src", "pyproject.toml", ".telemetry", "dvc.yaml", ".dvcignore", "requirements.txt"]
@@ -45,6 +56,19 @@ def kedro(project: Path, *arguments: str, check: bool = True) -> subprocess.Comp
     if check and result.returncode != 0:
         raise AssertionError(f"kedro {' '.join(arguments)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
+
+
+# `make test` runs two pytest-xdist workers (`--dist loadgroup`): the tests of one module stay on one worker
+# (module fixtures such as the group-label twin runs are built once), and so do all users of the
+# three-run `trained_project`; the cheaper session fixtures (`ci_project`, `tiny_run`) may be built by both.
+SHARED_BY_MODULES = ("trained_project",)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            shared = [name for name in SHARED_BY_MODULES if name in item.fixturenames]
+            item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.module.__name__))
 
 
 @pytest.fixture(scope="session")
