@@ -59,10 +59,11 @@ serve: install
 	@echo "serving models:/$(MODEL)@champion: POST JSON to http://127.0.0.1:$(PORT)/invocations (Ctrl-C stops)"
 	$(WITH_VENV) $(BIN)/mlflow models serve -m "models:/$(MODEL)@champion" --env-manager local -h 127.0.0.1 -p $(PORT)
 
+# no GenAI job runner: its Huey worker processes are not needed to browse runs
 ui: PORT ?= 5000
 ui: install
 	@echo "MLflow UI on $(TRACKING_URI): open http://127.0.0.1:$(PORT) (Ctrl-C stops)"
-	$(WITH_VENV) $(BIN)/mlflow ui --backend-store-uri "$(TRACKING_URI)" --host 127.0.0.1 --port $(PORT)
+	$(WITH_VENV) MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$(TRACKING_URI)" --host 127.0.0.1 --port $(PORT)
 
 viz: PORT ?= 4141
 viz: install

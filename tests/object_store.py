@@ -19,7 +19,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import patience
-from tests.tracking.conftest import free_port, stop, wait_for_http
+from tests.tracking.conftest import SERVER_ENV, free_port, stop, wait_for_http
 
 REGION = "us-east-1"
 KEY, SECRET = "neurontune-test", "neurontune-test-secret"  # moto accepts any credentials
@@ -82,7 +82,7 @@ def mlflow_server(store: ObjectStore, directory: Path, env: dict[str, str]) -> I
     uri = f"http://127.0.0.1:{port}"
     server_env = {key: value for key, value in env.items() if not key.startswith(("AWS_", "MLFLOW_"))}
     server_env.update({key: value for key, value in store.env().items() if key != "AWS_ENDPOINT_URL"},
-                      MLFLOW_S3_ENDPOINT_URL=store.endpoint)
+                      MLFLOW_S3_ENDPOINT_URL=store.endpoint, **SERVER_ENV)
     with open(directory / "mlflow-server.log", "w+") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",

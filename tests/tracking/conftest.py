@@ -60,6 +60,11 @@ def project_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# For the MLflow servers the tests start: no GenAI job runner (seven Huey worker processes per server that this
+# project never uses and that cost the suite CPU time at every start)
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 def console_env(**extra: str) -> dict[str, str]:
     """``project_env`` for the ``neurontune`` console: this checkout's code first (not another editable install)."""
     return {**project_env(**extra), "PYTHONPATH": str(PROJECT_ROOT / "src")}

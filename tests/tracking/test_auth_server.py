@@ -31,7 +31,7 @@ from neurontune.console import main
 from neurontune.tracking.connection import NotPermittedError
 from neurontune.tracking.registry import apply_decision
 
-from .conftest import MODEL_NAME, console_env, free_port, patience, project_env, promotable_method, stop, wait_for_http
+from .conftest import MODEL_NAME, SERVER_ENV, console_env, free_port, patience, project_env, promotable_method, stop, wait_for_http
 
 
 @dataclass
@@ -61,7 +61,7 @@ def server(tmp_path_factory):
     passwords = {"admin": admin_password, "promoter": secrets.token_urlsafe(18), "reader": secrets.token_urlsafe(18)}
     port = free_port()
     log = folder / "server.log"
-    env = project_env(MLFLOW_AUTH_CONFIG_PATH=str(folder / "basic_auth.ini"), MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,
+    env = project_env(**SERVER_ENV, MLFLOW_AUTH_CONFIG_PATH=str(folder / "basic_auth.ini"), MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,
                       MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
     with open(log, "w") as output:
         process = subprocess.Popen(

@@ -11,7 +11,7 @@ import textwrap
 
 from mlflow.tracking import MlflowClient
 
-from .conftest import MODEL_NAME, free_port, kedro_run, patience, stop, wait_for_http
+from .conftest import MODEL_NAME, SERVER_ENV, free_port, kedro_run, patience, stop, wait_for_http
 
 
 def test_registry_and_promotion_against_a_tracking_server(trained_project, tmp_path):
@@ -26,7 +26,7 @@ def test_registry_and_promotion_against_a_tracking_server(trained_project, tmp_p
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{server_dir / 'backend.db'}",
          "--artifacts-destination", str(server_dir / "artifacts")],
-        cwd=server_dir, env=trained_project.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=server_dir, env=trained_project.env(**SERVER_ENV), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         wait_for_http(f"{uri}/health", process, timeout=patience(120))
