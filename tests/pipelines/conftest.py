@@ -23,7 +23,14 @@ TINY_STAGES = tuple(name for name in STAGES if name != "model_promotion")
 
 
 class KeptMemoryDataset(MemoryDataset):
-    """An in-memory dataset the runner cannot release, so tests can read every intermediate."""
+    """An in-memory dataset the runner cannot release, so tests can read every intermediate.
+
+    Values are passed by reference (``copy_mode="assign"``): Kedro's default deep-copies every dict and list at
+    each save and load, which was most of a tiny run's time (lists of images). The nodes are pure functions that
+    never change their inputs in place, so sharing is safe."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, copy_mode="assign", **kwargs)
 
     def _release(self) -> None:
         pass
