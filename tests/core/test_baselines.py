@@ -1,6 +1,7 @@
 """Baselines on synthetic embeddings with a planted spurious neuron (fixture ``planted``)."""
 
 import inspect
+import os
 
 import numpy as np
 import pytest
@@ -28,7 +29,13 @@ def setting(planted):
     return {"erm": erm, "ide": ide, "sel": sel, "train": train, "test": planted["test"]}
 
 
-@pytest.fixture(scope="module")
+def per_test_while_mutmut_collects(fixture_name, config) -> str:
+    """mutmut runs against a mutant only the tests that called its function while it collected stats, and a module
+    fixture is built inside the first test alone; so while it collects (cheap here) the fits are built per test."""
+    return "function" if os.environ.get("MUTANT_UNDER_TEST") == "stats" else "module"
+
+
+@pytest.fixture(scope=per_test_while_mutmut_collects)
 def fits(setting):
     ide, sel, train, erm = setting["ide"], setting["sel"], setting["train"], setting["erm"]
     groups = {"tune_groups": ide["g"], "sel_groups": sel["g"], "n_groups": 4}

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -98,7 +100,8 @@ def test_refit_fits_the_winner_on_the_refit_data(setting):
     ((np.zeros(4), [0, 1, 0, 1]), r"^sel_embeddings must be a 2-D array"),
     ((np.zeros((4, 1)), [0, 1, 0]), r"^sel_y has 3 entries but the embeddings have 4 rows"),
     ((np.zeros((4, 1)), [0, 1, 0, 1], {"group": [0, 1, 2]}), r"^sel group ids has 3 entries but the embeddings have 4 rows"),
-], ids=["embeddings", "labels", "partition"])
+    ((np.zeros((4, 1)), [0, 1, 0, 1], {"group": []}), r"^sel group ids has 0 entries but the embeddings have 4 rows"),
+], ids=["embeddings", "labels", "partition", "empty partition"])
 def test_selection_sets_name_bad_input(arguments, message):
     embeddings, y, *partitions = arguments
     with pytest.raises(ValueError, match=message):
@@ -138,7 +141,15 @@ def test_the_grid_shows_a_progress_bar_only_when_named(capsys):
     search_grid([{"name": 0}], lambda c, fold: constant_head(0), [selection], progress=None)
     assert capsys.readouterr().err == ""
     search_grid([{"name": 0}], lambda c, fold: constant_head(0), [selection], progress="my grid")
-    assert "my grid" in capsys.readouterr().err
+    bar = capsys.readouterr().err
+    assert re.search(r"(^|\r)my grid: .*[?\d]candidate/s", bar)  # labelled, counting candidates
+    assert "\n" not in bar  # cleared when done: the bars of many grids do not pile up
+
+
+def test_the_neurontune_grid_shows_its_progress_bar_by_default(setting, capsys):
+    grid = {"threshold": [0.0], "rule": ["any"], "weight_decay": [1e-3]}
+    select_neurontune(grid, {"n_classes": 2}, [setting["fold"]], [setting["selection"]])
+    assert re.search(r"(^|\r)NeuronTune grid: ", capsys.readouterr().err)
 
 
 def test_select_neurontune_passes_the_criterion_and_refits_every_candidate_of_a_multi_round_grid(setting, caplog):
@@ -152,5 +163,7 @@ def test_select_neurontune_passes_the_criterion_and_refits_every_candidate_of_a_
     assert table[0]["n_masked"] > table[1]["n_masked"] == 0  # rounds > 1: no cached fit is shared between them
     winner = next(row for row in table if row["selected"])
     chosen = {key: winner[key] for key in grid}
-    assert f"selected {chosen} (highest worst group accuracy; ties: higher mean" in caplog.text
-    assert "fit(s) of the grid: no neuron was selected as biased" in caplog.text
+    messages = [record.getMessage() for record in caplog.records if record.name == "neurontune.core.selection"]
+    assert messages[-1] == (f"selected {chosen} (highest worst group accuracy; ties: higher mean accuracy, then earlier "
+                            "in grid order)")
+    assert re.fullmatch(r"\d+ fit\(s\) of the grid: no neuron was selected as biased.*", messages[0])
