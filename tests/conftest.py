@@ -32,9 +32,10 @@ def patience(seconds: float) -> float:
 
 
 def project_environment(**extra) -> dict:
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", **extra}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return env
+    """This process's environment for a project subprocess, without any ``MLFLOW_*`` setting: a test that pointed
+    MLflow at its own server (``mlflow.set_tracking_uri`` exports the URI) must not send a later run there."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    return {**env, "KEDRO_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", **extra}
 
 
 def copy_project(destination: Path) -> Path:
@@ -56,19 +57,6 @@ def kedro(project: Path, *arguments: str, check: bool = True) -> subprocess.Comp
     if check and result.returncode != 0:
         raise AssertionError(f"kedro {' '.join(arguments)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
-
-
-# `make test` runs two pytest-xdist workers (`--dist loadgroup`): the tests of one module stay on one worker
-# (module fixtures such as the group-label twin runs are built once), and so do all users of the
-# three-run `trained_project`; the cheaper session fixtures (`ci_project`, `tiny_run`) may be built by both.
-SHARED_BY_MODULES = ("trained_project",)
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            shared = [name for name in SHARED_BY_MODULES if name in item.fixturenames]
-            item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.module.__name__))
 
 
 @pytest.fixture(scope="session")
