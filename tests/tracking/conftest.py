@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, copy_project, patience
+from tests.conftest import PROJECT_ROOT, copy_project, patience, project_environment
 
 MODEL_NAME = "neurontune-colored_mnist"
 
@@ -50,10 +50,9 @@ class TrainedProject:
 
 
 def project_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
-    env.update(KEDRO_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost", **extra)
+    """``project_environment`` (no ``MLFLOW_*`` from this process) with a git identity, for the copies that commit."""
+    env = project_environment(TRANSFORMERS_OFFLINE="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
+                              GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost", **extra)
     env.pop("PYTHONPATH", None)  # the copy's own src/ is what kedro puts on the path
     # console scripts the servers exec (uvicorn, gunicorn) live beside this interpreter
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
