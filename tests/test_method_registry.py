@@ -53,7 +53,8 @@ def test_the_registry_orders_erm_variants_then_baselines():
     kinds = [method.kind for method in registry.values()]
     assert kinds[0] == "reference" and kinds == sorted(kinds, key=["reference", "neurontune", "baseline"].index)
     assert {method.labels_used for method in registry.values()} <= set(LABEL_KINDS)
-    assert {name for name, method in registry.items() if method.labels_used != "none"} == {"dfr", "group_balanced_oracle"}
+    assert {name for name, method in registry.items() if method.labels_used != "none"} == {"dfr", "group_balanced_oracle",
+                                                                                      "self_val_groups"}
 
 
 @pytest.mark.parametrize(("change", "match"), [

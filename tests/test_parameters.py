@@ -8,18 +8,10 @@ import pytest
 import yaml
 
 from neurontune.core.head import SOLVERS
-from neurontune.methods import load_registry
-from neurontune.parameters import (
-    Baseline,
-    InvalidParameters,
-    Parameters,
-    ParameterSources,
-    Variant,
-    baseline_options_model,
-    validate_parameters,
-)
-from neurontune.pipelines.baselines.nodes import resolve_function
-from neurontune.pipelines.neuron_identification.nodes import scoring_role
+from neurontune.core.roles import ScoringRole
+from neurontune.methods import baseline_options_model, complete_variant, load_registry, resolve_function, scoring_role
+from neurontune.methods import validate_run as validate_parameters
+from neurontune.parameters import Baseline, InvalidParameters, Parameters, ParameterSources
 from tests.conftest import PROJECT_ROOT, copy_project, kedro
 from tests.pipelines.conftest import environment_parameters
 
@@ -76,7 +68,7 @@ CASES = {
                      "'all_minilm_l6_v2', 'bert_base_uncased']; got 'resnet'; did you mean 'resnet50'?"),
     "backbone_key": (lambda p: p["erm_training"]["model"].update(widht=8),
                      "erm_training.model.widht: unknown key; did you mean 'width'?"),
-    "solver": (lambda p: p["neurontune_regulation"]["tuning"]["retrain"].update(solver="adam"),
+    "solver": (lambda p: p["neurontune_regulation"]["tuning"].update(retrain={"solver": "adam"}),
                f"neurontune_regulation.tuning.retrain.solver: must be one of {list(SOLVERS)}; got 'adam'"),
     "bool": (lambda p: p["neurontune_regulation"]["tuning"].update(init_from_erm="yes"),
              "neurontune_regulation.tuning.init_from_erm: must be true or false; got 'yes'"),
@@ -199,17 +191,48 @@ def test_each_problem_names_the_file_that_set_the_key(tmp_path):
 
 
 def test_variant_levers_default_to_the_papers_choices():
-    assert Variant.with_defaults({"tune_set": "train", "use_mask": True}) == {
+    assert complete_variant({"tune_set": "train", "use_mask": True}) == {
         "tune_set": "train", "use_mask": True, "identify_on": "val_ide", "errors": "erm", "statistic": "median",
         "relu_before_scoring": False, "criterion": "class", "balance": "class", "pseudo_groups": "same", "grid": {}}
-    assert scoring_role("val_ide", {"tune_set": "train", "use_mask": True}) == "val_ide.erm.median"
+    assert scoring_role("val_ide", complete_variant({"tune_set": "train", "use_mask": True})) == \
+        ScoringRole.parse("val_ide.erm.median")
+
+
+def test_every_registered_method_has_complete_settings():
+    for name, method in load_registry().items():
+        if method.kind == "neurontune":
+            assert set(method.settings) == {"tune_set", "use_mask", "identify_on", "errors", "statistic",
+                                            "relu_before_scoring", "criterion", "balance", "pseudo_groups", "grid"}, name
+        elif method.kind == "baseline":  # every option the function takes, its defaults filled in
+            model = baseline_options_model(resolve_function(method.settings["function"]))
+            required = {key for key, field in model.model_fields.items() if field.default is not None}
+            assert required <= set(method.settings["options"]), name
+
+
+def test_a_baseline_default_lives_in_its_function_not_in_the_yaml():
+    for name, entry in yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "parameters_baselines.yml").read_text())[
+            "baselines"]["methods"].items():
+        model = baseline_options_model(resolve_function(entry["function"]))
+        repeated = {key for key, value in (entry.get("options") or {}).items() if model.model_fields[key].default == value}
+        assert not repeated, f"{name} repeats its function's defaults {sorted(repeated)} in conf/base"
+
+
+def test_the_retrain_defaults_live_in_retrain_head_only():
+    from neurontune.core.estimator import NeuronTune
+    from neurontune.core.head import RETRAIN_DEFAULTS
+    from neurontune.parameters import Retrain
+
+    assert NeuronTune().get_params() | RETRAIN_DEFAULTS == NeuronTune().get_params()
+    assert Retrain().model_dump() == {key: RETRAIN_DEFAULTS[key] for key in Retrain.model_fields}
+    for block in ("parameters_neurontune_regulation.yml", "parameters_baselines.yml"):
+        assert "retrain:\n" not in (PROJECT_ROOT / "conf" / "base" / block).read_text().replace("# retrain", ""), block
 
 
 def test_baseline_options_are_the_functions_keyword_arguments():
     for name, entry in environment_parameters(None)["baselines"]["methods"].items():
         model = baseline_options_model(resolve_function(Baseline.model_validate(entry).function))
         assert set(entry["options"]) <= set(model.model_fields), name
-        assert not {"tune_embeddings", "tune_y", "sel_y", "n_classes", "seed"} & set(model.model_fields), name
+        assert not {"tune_embeddings", "tune_y", "sel_y", "n_classes", "seed", "tune_early_logits"} & set(model.model_fields), name
     jtt = baseline_options_model(resolve_function("jtt_last_layer")).model_fields  # **retrain_options → retrain_head
     assert {"upweights", "weight_decays", "solver", "max_iter"} <= set(jtt) and "device" not in jtt
 

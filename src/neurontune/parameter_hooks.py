@@ -1,7 +1,10 @@
-"""Session start: every parameter of the run is validated, then the thread count is pinned.
+"""Session start: every parameter of the run is validated and completed, then the thread count is pinned.
 
-Both happen in ``after_context_created``, before kedro-mlflow opens a run and before any node
-reads or writes anything, so a bad parameter leaves no trace but its error message.
+All happens in ``after_context_created``, before kedro-mlflow opens a run and before any node
+reads or writes anything, so a bad parameter leaves no trace but its error message. The session's
+parameters become the complete ones (:func:`neurontune.methods.complete_parameters`: every default
+filled in from the schema, every method's settings from the registry), so nodes never fill defaults
+and the run's logged parameters show every setting it used.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ import os
 
 from kedro.framework.hooks import hook_impl
 
-from neurontune.methods import load_registry
-from neurontune.parameters import ParameterSources, validate_parameters
+from neurontune.methods import complete_parameters, load_registry, validate_run
+from neurontune.parameters import ParameterSources
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +37,8 @@ def pin_threads(threads: int) -> None:
 
 class RunSettingsHook:
     """Validates the parameters of the session's environment (``conf/base`` + ``conf/<env>`` + ``--params``)
-    against :mod:`neurontune.parameters`, naming the file that set each bad key, then pins the thread count."""
+    against :mod:`neurontune.parameters` and the method registry, naming the file that set each bad key, installs
+    the completed parameters, then pins the thread count."""
 
     @hook_impl(tryfirst=True)  # before the lineage hook and kedro-mlflow contact the tracking server
     def after_context_created(self, context) -> None:
@@ -43,6 +47,9 @@ class RunSettingsHook:
         sources = ParameterSources.from_config(loader.conf_source, env, loader.runtime_params, base_env=loader.base_env,
                                                patterns=tuple(loader.config_patterns["parameters"]),
                                                relative_to=context.project_path)
-        parameters = validate_parameters(loader["parameters"], sources, env, registry=load_registry(context.project_path))
+        raw = loader["parameters"]
+        parameters = validate_run(raw, sources, env, registry=load_registry(context.project_path))
+        # OmegaConfigLoader returns a key set on it as it is: the context's params (and so the catalog's) read this
+        loader["parameters"] = complete_parameters(raw)
         pin_threads(parameters.runtime.threads)
         logger.info("parameters of environment %r valid; %d CPU threads", env, parameters.runtime.threads)

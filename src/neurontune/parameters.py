@@ -20,7 +20,6 @@ listing every problem with the file that set the offending key (:class:`Paramete
 from __future__ import annotations
 
 import difflib
-import inspect
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +28,24 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from neurontune.core.errors import ERROR_SOURCES
-from neurontune.core.head import SOLVERS
+from neurontune.core.head import RETRAIN_DEFAULTS, SOLVERS
+from neurontune.core.roles import ERROR_CHOICES
 from neurontune.core.scoring import SELECTION_RULES, STATISTICS
 from neurontune.data.tables import SPLITS
-from neurontune.methods import BASELINE_TUNE_SETS, LABEL_KINDS, REFERENCE, VARIANT_TUNE_SETS
 from neurontune.models.distributed import DistributedSettings
 from neurontune.models.text import POOLINGS
 from neurontune.models.training import TRAINING_MODES
+
+
+#: The method every other is compared with (the ERM model's own head).
+REFERENCE = "erm"
+#: The annotations a method may consume beyond class labels.
+LABEL_KINDS = ("none", "val_groups", "train_groups")
+#: Where a NeuronTune variant's head is tuned: the training split, the identification half of
+#: validation (the paper's NeuronTune†), or both halves cross-fitted and refit on all validation.
+VARIANT_TUNE_SETS = ("train", "val_ide", "val_crossfit")
+#: Where a baseline's head is tuned (its selection set is always the selection half of validation).
+BASELINE_TUNE_SETS = ("train", "val_ide")
 
 
 def _choices(values) -> Any:
@@ -54,11 +63,6 @@ class Schema(BaseModel):
         """The fields that may be left out, with the value they take then."""
         return {name: field.get_default(call_default_factory=True) for name, field in cls.model_fields.items()
                 if not field.is_required()}
-
-    @classmethod
-    def with_defaults(cls, values: dict) -> dict:
-        """``values`` with every omitted optional field set to its default."""
-        return {**cls.defaults(), **values}
 
 
 Seed = Annotated[int, Field(ge=0)]
@@ -347,7 +351,6 @@ def _partial(model: type[Schema], name: str) -> type[Schema]:
 
 
 GridOverride = _partial(Grid, "GridOverride")
-ERROR_CHOICES = ("erm", "auto", *ERROR_SOURCES[1:])
 
 
 class Variant(Schema):
@@ -365,16 +368,20 @@ class Variant(Schema):
     balance: Literal["class", "pseudo_group"] = Field("class", description="what retraining balances")
     pseudo_groups: _choices(("same", *ERROR_CHOICES)) = Field(
         "same", description="the error set that defines pseudo-groups (same = errors)")
-    grid: GridOverride = Field(default_factory=dict, description="overrides of keys of tuning.grid for this variant")
+    grid: GridOverride = Field(default_factory=GridOverride, description="overrides of keys of tuning.grid for this variant")
 
 
 class Retrain(Schema):
-    solver: _choices(SOLVERS) = Field(description="lbfgs (class-weighted L2 logistic regression to convergence) or sgd")
-    max_iter: PositiveInt = Field(description="lbfgs iterations")
-    epochs: PositiveInt = Field(description="sgd passes over D_tune")
-    learning_rate: PositiveFloat = Field(description="sgd learning rate")
-    momentum: Annotated[float, Field(ge=0, lt=1)] = Field(description="sgd momentum")
-    batch_size: PositiveInt = Field(description="sgd batch size")
+    """The head's solver; a key left out takes :func:`neurontune.core.head.retrain_head`'s default (the one place
+    the defaults live)."""
+
+    solver: _choices(SOLVERS) = Field(RETRAIN_DEFAULTS["solver"],
+                                      description="lbfgs (class-weighted L2 logistic regression to convergence) or sgd")
+    max_iter: PositiveInt = Field(RETRAIN_DEFAULTS["max_iter"], description="lbfgs iterations")
+    epochs: PositiveInt = Field(RETRAIN_DEFAULTS["epochs"], description="sgd passes over D_tune")
+    learning_rate: PositiveFloat = Field(RETRAIN_DEFAULTS["learning_rate"], description="sgd learning rate")
+    momentum: Annotated[float, Field(ge=0, lt=1)] = Field(RETRAIN_DEFAULTS["momentum"], description="sgd momentum")
+    batch_size: PositiveInt = Field(RETRAIN_DEFAULTS["batch_size"], description="sgd batch size")
 
 
 class Tuning(Schema):
@@ -383,7 +390,7 @@ class Tuning(Schema):
     init_from_erm: bool = Field(description="start retraining from the ERM head")
     suppression_scale: Probability = Field(description="0 = zero biased neurons (the paper); (0, 1] = partial suppression")
     rounds: PositiveInt = Field(description="identification and retraining rounds (1 = the paper)")
-    retrain: Retrain
+    retrain: Retrain = Field(default_factory=Retrain, description="the head's solver (retrain_head's defaults)")
     grid: Grid
 
 
@@ -403,13 +410,14 @@ class Baseline(Schema):
     labels_used: _choices(LABEL_KINDS) = Field(description="the annotations it consumes beyond class labels")
     tune_set: _choices(BASELINE_TUNE_SETS) = Field(description="where its head is fitted (selection: the other validation half)")
     options: dict[str, Any] = Field(default_factory=dict, description="its keyword arguments (grids included); checked "
-                                                                      "against the function's signature")
+                                                                      "against the function's signature, whose "
+                                                                      "defaults fill the ones left out")
 
 
 class BaselineSettings(Schema):
     seed: Seed = Field(description="seed of DFR's balanced subsets and the SGD sampler")
     device: Device
-    retrain: Retrain
+    retrain: Retrain = Field(default_factory=Retrain, description="the head's solver (retrain_head's defaults)")
 
 
 class Baselines(Schema):
@@ -546,49 +554,6 @@ class Parameters(Schema):
     runtime: Runtime
 
 
-#: Parameters nodes receive as data rather than settings (they are not options of a baseline).
-BASELINE_DATA_ARGUMENTS = ("tune_embeddings", "tune_y", "sel_embeddings", "sel_y", "n_classes", "erm_head", "seed",
-                           "tune_groups", "sel_groups", "n_groups")
-
-
-def baseline_options_model(function) -> type[Schema]:
-    """The model of a baseline function's options: its keyword parameters (not the data the node passes), typed
-    by their annotation or, unannotated, by their default (a tuple default = a non-empty list of its items' type).
-    A function taking ``**kwargs`` passes them on to ``retrain_head``: it also accepts the retraining settings."""
-    from neurontune.core.estimator import RETRAIN_PARAMETERS
-
-    try:
-        hints = typing.get_type_hints(function)
-    except (NameError, TypeError):  # an annotation that does not resolve: type by the defaults
-        hints = {}
-    fields, takes_any = {}, False
-    for name, parameter in inspect.signature(function).parameters.items():
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            takes_any = True
-        elif name not in BASELINE_DATA_ARGUMENTS and parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
-            required = parameter.default is inspect.Parameter.empty
-            fields[name] = (_option_type(hints.get(name), parameter.default), ... if required else parameter.default)
-    if takes_any:
-        for name in RETRAIN_PARAMETERS:
-            if name not in fields and name not in BASELINE_DATA_ARGUMENTS and name != "device":
-                field = Retrain.model_fields.get(name)
-                fields[name] = (_annotation(field) if field else NonNegativeFloat, None)
-    return create_model(f"{function.__name__}_options", __base__=Schema, **fields)
-
-
-def _option_type(hint, default) -> Any:
-    if hint is not None and hint is not inspect.Parameter.empty:
-        return hint
-    if isinstance(default, bool):
-        return bool
-    if isinstance(default, (tuple, list)) and default:
-        return Annotated[list[_option_type(None, default[0])], Field(min_length=1)]
-    if isinstance(default, float):
-        return float
-    if isinstance(default, int):
-        return int
-    return Any
-
 
 # ----------------------------------------------------------------------------- where each key was set
 
@@ -678,26 +643,37 @@ def _where(path: tuple, sources: ParameterSources | None) -> str:
 
 
 def validate_parameters(parameters: dict, sources: ParameterSources | None = None, env: str | None = None,
-                        registry=None) -> Parameters:
+                        checks=()) -> Parameters:
     """The run's parameters as a :class:`Parameters`, or :class:`InvalidParameters` listing every problem.
 
-    ``registry``: the names of the methods declared in ``conf/base`` (:func:`neurontune.methods.load_registry`);
-    an environment may change their settings but not add one (it would have no node).
+    ``checks``: further checks ``check(model, parameters) -> list[Problem]`` run on valid blocks, whose problems are
+    listed with the others (the method registry's, :func:`neurontune.methods.validate_run`).
     """
     try:
         model = Parameters.model_validate(parameters)
     except ValidationError as error:
         raise InvalidParameters(problems_of(error, Parameters, parameters), sources, env) from None
     problems = _consistency_problems(model, parameters)
-    if registry is not None:
-        for path, names in ((("neurontune_regulation", "variants"), model.neurontune_regulation.variants),
-                            (("baselines", "methods"), model.baselines.methods)):
-            problems += [Problem((*path, name), f"not a method of the registry in conf/base ({sorted(registry)}); an "
-                                 f"environment may change a method's settings, not add one{_hint(name, registry)}")
-                         for name in names if name not in registry]
+    for check in checks:
+        problems += check(model, parameters)
     if problems:
         raise InvalidParameters(problems, sources, env)
     return model
+
+
+def completed(model: Schema, values: dict) -> dict:
+    """``values`` (validated as ``model``) with every key it leaves out set to its default, where that default is not
+    null (a null default means "not set", and nodes read such keys with ``.get``). Keys that are set keep their
+    values, so nodes receive the YAML's values plus the schema's defaults: the one place defaults live."""
+    return _merge_defaults(model.model_dump(), values)
+
+
+def _merge_defaults(defaults, values):
+    if not isinstance(values, dict) or not isinstance(defaults, dict):
+        return values
+    merged = {key: _merge_defaults(value, {}) if isinstance(value, dict) else value
+              for key, value in defaults.items() if value is not None and key not in values}
+    return {**merged, **{key: _merge_defaults(defaults.get(key), value) for key, value in values.items()}}
 
 
 def validate_block(model: type[Schema], values, path: tuple) -> Schema:
@@ -742,25 +718,7 @@ def _consistency_problems(model: Parameters, parameters: dict) -> list[Problem]:
     except (KeyError, IndexError, ValueError) as error:
         problems.append(Problem(("model_promotion", "packaging", "registered_model_name"),
                                 f"may use only the field {{benchmark}}; got {name!r} ({type(error).__name__}: {error})"))
-    for name, baseline in model.baselines.methods.items():
-        problems += _baseline_problems(name, baseline, parameters["baselines"]["methods"][name].get("options") or {})
     return problems
-
-
-def _baseline_problems(name: str, baseline: Baseline, options: dict) -> list[Problem]:
-    from neurontune.pipelines.baselines.nodes import resolve_function
-
-    where = ("baselines", "methods", name)
-    try:
-        function = resolve_function(baseline.function)
-    except ValueError as error:
-        return [Problem((*where, "function"), str(error))]
-    model = baseline_options_model(function)
-    try:
-        model.model_validate(options)
-    except ValidationError as error:
-        return problems_of(error, model, options, (*where, "options"))
-    return []
 
 
 BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}

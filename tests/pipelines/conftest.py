@@ -14,6 +14,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from neurontune.data.tables import CLASS_LABEL_COLUMNS
+from neurontune.methods import complete_parameters
 from neurontune.pipeline_registry import STAGES, register_pipelines
 from neurontune.settings import CONFIG_LOADER_ARGS
 from tests.conftest import PROJECT_ROOT
@@ -37,8 +38,8 @@ class KeptMemoryDataset(MemoryDataset):
 
 
 def environment_parameters(env: str | None) -> dict:
-    """The parameters ``kedro run --env ENV`` would see."""
-    return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"]
+    """The parameters ``kedro run --env ENV`` would see: completed by the method registry, as the session hook does."""
+    return complete_parameters(OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"])
 
 
 def parameter_feed(parameters: dict) -> dict:

@@ -1,17 +1,23 @@
 """Last-layer baselines a user would pick instead of NeuronTune, as pure array functions.
 
 Every baseline has the same calling convention, so the pipeline can call any of them
-from one configuration entry (see ``conf/base/parameters_baselines.yml``):
+from one configuration entry (see ``conf/base/parameters_baselines.yml``): the node builds one
+:class:`BaselineInputs` and :func:`call_baseline` passes the function the fields its signature names,
+then its options (grids included) from the configuration::
 
-    fit = baseline(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes, *, <what it reads>, <its grid>)
+    fit = baseline(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes, *, <fields it reads>, <its options>)
 
 - ``tune_*``: the data the head is fitted on (the training split or the identification
   half of validation, per the method's configuration); ``sel_*``: the held-out
   selection half of validation; ``n_classes``: the number of classes;
-- the keywords it may read: ``erm_head`` (the ERM model's head), ``seed``, the shared
-  retraining options of :func:`~neurontune.core.head.retrain_head`, and — only the
-  explicitly labelled baselines — ``tune_groups``, ``sel_groups``, ``n_groups``
-  (validation group labels).
+- the other fields of :class:`BaselineInputs` it may read: the ERM head and the ERM model's
+  logits of both sets, the early checkpoint's logits where the run has an early checkpoint,
+  ``seed``, and — only the explicitly labelled baselines — ``tune_groups``, ``sel_groups``,
+  ``n_groups`` (validation group labels); a function taking ``**retrain_options`` also
+  receives the shared retraining settings of :func:`~neurontune.core.head.retrain_head`.
+
+A keyword's default lives in the function's signature; the configuration sets only what a
+method changes.
 
 Each returns a :class:`BaselineFit`: a :class:`LinearHead` in the raw embedding
 space (so evaluation scores it like NeuronTune's heads) and the candidate table of
@@ -22,15 +28,17 @@ accuracy) and :mod:`neurontune.core.head` (the retraining solver).
 
 from __future__ import annotations
 
+import inspect
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from neurontune.core._validation import check_embeddings, check_head, check_labels, check_n_classes, check_same_width
 from neurontune.core.groups import balanced_sample_weights, balanced_subset_indices
-from neurontune.core.head import LinearHead, head_logits, head_predict, retrain_head
+from neurontune.core.head import RETRAIN_SETTINGS, LinearHead, head_logits, head_predict, retrain_head
 from neurontune.core.selection import SelectionSet, expand_grid, search_grid
 
 logger = logging.getLogger(__name__)
@@ -52,6 +60,87 @@ class BaselineFit:
 
     head: LinearHead
     candidates: list[dict]
+
+
+@dataclass(frozen=True)
+class BaselineInputs:
+    """Everything a baseline may ask for, built once by the pipeline; a function names the fields it reads.
+
+    Attributes
+    ----------
+    tune_embeddings : array (N_t, M); tune_y : int array (N_t,) — the data its head is fitted on
+    sel_embeddings : array (N_s, M); sel_y : int array (N_s,) — the selection half of validation
+    n_classes : int
+    erm_head : LinearHead, the ERM model's head
+    tune_erm_logits, sel_erm_logits : arrays (N, C), the ERM model's logits
+    tune_early_logits, sel_early_logits : arrays (N, C) of the early ERM checkpoint, or None (no early checkpoint)
+    tune_groups, sel_groups : int arrays, n_groups : int — validation group labels, given only to the baselines
+        whose configuration declares ``labels_used: val_groups`` (None for every other)
+    seed : int
+    """
+
+    tune_embeddings: np.ndarray
+    tune_y: np.ndarray
+    sel_embeddings: np.ndarray
+    sel_y: np.ndarray
+    n_classes: int
+    erm_head: LinearHead
+    tune_erm_logits: np.ndarray
+    sel_erm_logits: np.ndarray
+    tune_early_logits: np.ndarray | None = None
+    sel_early_logits: np.ndarray | None = None
+    tune_groups: np.ndarray | None = None
+    sel_groups: np.ndarray | None = None
+    n_groups: int | None = None
+    seed: int = 0
+
+    #: The fields that carry group labels.
+    GROUP_FIELDS = ("tune_groups", "sel_groups", "n_groups")
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """What a baseline function may ask for (every other keyword of it is an option)."""
+        return tuple(field.name for field in fields(cls))
+
+
+class MissingBaselineInput(ValueError):
+    """A baseline asks for an input this run does not have (group labels, an early checkpoint)."""
+
+
+def baseline_data_arguments(function) -> dict[str, bool]:
+    """The :class:`BaselineInputs` fields ``function`` names, each with whether it is required (has no default)."""
+    names = BaselineInputs.field_names()
+    return {name: parameter.default is inspect.Parameter.empty
+            for name, parameter in inspect.signature(function).parameters.items() if name in names}
+
+
+def call_baseline(function, inputs: BaselineInputs, options: dict | None = None, retrain: dict | None = None) -> BaselineFit:
+    """Call a baseline with the fields of ``inputs`` its signature names, then ``options``; a function taking
+    ``**retrain_options`` also gets the ``retrain`` settings that ``options`` does not set.
+
+    Raises :class:`MissingBaselineInput` naming the field when a required one is None in ``inputs``.
+    """
+    options = dict(options or {})
+    parameters = inspect.signature(function).parameters
+    arguments = {}
+    for name, required in baseline_data_arguments(function).items():
+        value = getattr(inputs, name)
+        if value is None and required:
+            raise MissingBaselineInput(f"{function.__name__} needs {name}, which this run does not have "
+                                       f"({_why_missing(name)}).")
+        if value is not None:
+            arguments[name] = value
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        arguments.update({key: value for key, value in (retrain or {}).items()
+                          if key in RETRAIN_SETTINGS and key not in options and key not in arguments})
+    return function(**arguments, **options)
+
+
+def _why_missing(name: str) -> str:
+    if name in BaselineInputs.GROUP_FIELDS:
+        return "validation group labels are given only to a baseline declared with labels_used: val_groups, and only "\
+               "when validation has them"
+    return "the ERM model has no early checkpoint" if "early" in name else "not provided"
 
 
 # --------------------------------------------------------------------------- DFR
@@ -248,6 +337,87 @@ def afr(
     grid = expand_grid({"gamma": list(gammas), "anchor_strength": list(anchor_strengths)})
     search = search_grid(grid, fit, [SelectionSet.build(sel_x, sel_y, n_classes)])
     return BaselineFit(search.head, search.table)
+
+
+def self_disagreement(
+    tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes: int, *, erm_head: LinearHead, tune_erm_logits,
+    tune_early_logits, sel_groups=None, n_groups: int | None = None, num_data=(20, 100, 500),
+    learning_rates=(1e-4, 1e-3, 1e-2), steps: int = 250, batch_size: int = 64, momentum: float = 0.9,
+    weight_decay: float = 1e-4, seed: int = 0, device="cpu",
+) -> BaselineFit:
+    """SELF, early-stop disagreement (LaBonte, Muthukumar & Kumar, NeurIPS 2023): retrain the last layer on the
+    points where an early ERM checkpoint and the final model disagree most.
+
+    Disagreement of a tuning point = KL(p_final ‖ p_early) of the two models' softmaxes. For each ``num_data``
+    the most-disagreeing points are kept (a class with none gets its single most-disagreeing point, so class
+    balance is defined), and the head is fine-tuned from the ERM head on them with class-balanced SGD for
+    ``steps`` steps at each learning rate. The configuration with the best worst-class accuracy on the
+    selection set wins — or, given ``sel_groups`` (the reference code's protocol, which uses validation
+    group labels for selection only), the best worst-group accuracy.
+
+    Parameters
+    ----------
+    tune_embeddings : array (N, M); tune_y : int array (N,) — one half of validation in the paper
+    sel_embeddings : array (N_s, M); sel_y : int array (N_s,) — the other half
+    n_classes : int
+    erm_head : LinearHead, the starting point of fine-tuning
+    tune_erm_logits, tune_early_logits : arrays (N, C), the final and the early ERM model on the tuning points
+    sel_groups, n_groups : validation group labels of the selection set (``self_val_groups``); None = label-free
+    num_data : sizes of the disagreement set (the paper's grid); learning_rates : SGD learning rates
+    steps : SGD steps; batch_size : points per step (at most the set's size); momentum, weight_decay : SGD's
+    seed, device : of the sampler and the SGD
+
+    Returns
+    -------
+    BaselineFit; candidates report ``n_points`` (the set's size) and ``min_disagreement`` (its smallest score).
+    """
+    tune_x, tune_y, sel_x, sel_y = _check_split_pair(tune_embeddings, tune_y, sel_embeddings, sel_y, n_classes)
+    check_head(erm_head.weight, erm_head.bias, n_neurons=tune_x.shape[1])
+    disagreement = _disagreement(tune_erm_logits, tune_early_logits, len(tune_x), n_classes)
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer; got {steps!r}.")
+    if len(num_data) == 0 or any(not isinstance(n, (int, np.integer)) or n < 1 for n in num_data):
+        raise ValueError(f"num_data must be a non-empty list of positive integers; got {list(num_data)!r}.")
+    partitions, criterion = {}, "class"
+    if sel_groups is not None:
+        partitions["group"] = check_labels(sel_groups, n_groups, "sel_groups", n_samples=len(sel_x))
+        criterion = "group"
+    order = np.argsort(-disagreement, kind="stable")
+
+    def points(size: int) -> np.ndarray:
+        chosen = order[:size]
+        missing = [label for label in range(n_classes) if not np.any(tune_y[chosen] == label)]
+        extra = [order[tune_y[order] == label][:1] for label in missing]
+        return np.sort(np.concatenate([chosen, *extra]))
+
+    def fit(candidate: dict, fold: int) -> LinearHead:
+        rows = points(candidate["num_data"])
+        batch = min(int(batch_size), len(rows))
+        epochs = math.ceil(steps / math.ceil(len(rows) / batch))  # retrain_head's SGD steps over its epochs
+        return retrain_head(tune_x[rows], tune_y[rows], n_classes, init=erm_head, balance_classes=True,
+                            weight_decay=weight_decay, solver="sgd", epochs=epochs, learning_rate=candidate["learning_rate"],
+                            momentum=momentum, batch_size=batch, seed=seed, device=device)
+
+    grid = expand_grid({"num_data": [int(n) for n in num_data], "learning_rate": [float(lr) for lr in learning_rates]})
+    search = search_grid(grid, fit, [SelectionSet.build(sel_x, sel_y, n_classes, **partitions)], criterion=criterion)
+    for row in search.table:
+        rows = points(row["num_data"])
+        row.update(n_points=int(len(rows)), min_disagreement=float(disagreement[rows].min()))
+    return BaselineFit(search.head, search.table)
+
+
+def _disagreement(final_logits, early_logits, n_samples: int, n_classes: int) -> np.ndarray:
+    """KL(p_final ‖ p_early) per sample, from the two models' logits (N, C)."""
+    logs = []
+    for name, logits in (("tune_erm_logits", final_logits), ("tune_early_logits", early_logits)):
+        logits = np.asarray(logits, dtype=np.float64)
+        if logits.shape != (n_samples, n_classes) or not np.all(np.isfinite(logits)):
+            raise ValueError(f"{name} must be finite logits of shape ({n_samples}, {n_classes}); got shape "
+                             f"{logits.shape}.")
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        logs.append(shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)))
+    final, early = logs
+    return np.sum(np.exp(final) * (final - early), axis=1)
 
 
 def group_balanced_oracle(

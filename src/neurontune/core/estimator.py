@@ -7,12 +7,9 @@ from sklearn.base import BaseEstimator
 
 from neurontune.core._validation import check_embeddings, check_labels, check_n_classes, check_same_width
 from neurontune.core.groups import balanced_sample_weights
-from neurontune.core.head import LinearHead, head_predict, retrain_head
+from neurontune.core.head import RETRAIN_DEFAULTS, RETRAIN_SETTINGS, LinearHead, head_predict, retrain_head
 from neurontune.core.scoring import NeuronScores, score_neurons, select_biased_neurons, spuriousness_fit
 
-#: The parameters that only shape the retrained head (passed on to :func:`retrain_head`).
-RETRAIN_PARAMETERS = ("weight_decay", "solver", "max_iter", "epochs", "learning_rate", "momentum", "batch_size",
-                      "seed", "device")
 
 
 class NeuronTune(BaseEstimator):
@@ -55,9 +52,11 @@ class NeuronTune(BaseEstimator):
 
     def __init__(self, n_classes: int = 2, threshold: float = 0.0, rule: str = "all", suppression_scale: float = 0.0,
                  rounds: int = 1, use_mask: bool = True, top_k: int | None = None, statistic: str = "median",
-                 balance: str = "class", weight_decay: float = 1e-4, solver: str = "lbfgs",
-                 max_iter: int = 400, epochs: int = 20, learning_rate: float = 0.01, momentum: float = 0.9,
-                 batch_size: int = 128, seed: int = 0, device="cpu"):
+                 balance: str = "class", weight_decay: float = RETRAIN_DEFAULTS["weight_decay"],
+                 solver: str = RETRAIN_DEFAULTS["solver"], max_iter: int = RETRAIN_DEFAULTS["max_iter"],
+                 epochs: int = RETRAIN_DEFAULTS["epochs"], learning_rate: float = RETRAIN_DEFAULTS["learning_rate"],
+                 momentum: float = RETRAIN_DEFAULTS["momentum"], batch_size: int = RETRAIN_DEFAULTS["batch_size"],
+                 seed: int = RETRAIN_DEFAULTS["seed"], device=RETRAIN_DEFAULTS["device"]):
         self.n_classes = n_classes
         self.threshold = threshold
         self.rule = rule
@@ -143,7 +142,7 @@ class NeuronTune(BaseEstimator):
         return {"sample_weight": balanced_sample_weights(groups, int(groups.max()) + 1), "balance_classes": False}
 
     def _retrain_options(self) -> dict:
-        return {name: getattr(self, name) for name in RETRAIN_PARAMETERS}
+        return {name: getattr(self, name) for name in RETRAIN_SETTINGS}
 
 
 __all__ = ["NeuronTune", "NeuronScores"]

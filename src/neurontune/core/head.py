@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -198,6 +199,14 @@ def retrain_head(
                                   anchor_strength=float(anchor_strength), epochs=epochs, learning_rate=learning_rate,
                                   momentum=momentum, batch_size=batch_size, seed=seed, device=device)
     return LinearHead.from_arrays(weight, bias, keep)
+
+
+#: The retraining settings and their defaults, read from :func:`retrain_head`'s signature: the one place they are
+#: set (the estimator, the configuration schema and the YAML take them from here).
+RETRAIN_SETTINGS = ("weight_decay", "solver", "max_iter", "epochs", "learning_rate", "momentum", "batch_size", "seed",
+                    "device")
+RETRAIN_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(retrain_head).parameters.items()
+                    if name in RETRAIN_SETTINGS}
 
 
 def _training_weights(y, n_classes, sample_weight, balance_classes) -> np.ndarray:

@@ -23,8 +23,9 @@ from mlflow.tracking import MlflowClient
 
 from neurontune.core import LinearHead
 from neurontune.core.metrics import mask_hits
-from neurontune.pipelines.neuron_identification.nodes import mask_role
-from neurontune.pipelines.neuron_identification.nodes import neuron_scores_of
+from neurontune.core.roles import scores_of
+from neurontune.methods import mask_role
+from neurontune.parameters import Variant
 from neurontune.tracking.registry import version_record
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -143,12 +144,14 @@ def _rebuild(fetched: dict, params: dict, method: str) -> tuple[pd.DataFrame | N
 
 
 def _variant(params: dict, method: str) -> dict:
-    """The variant's settings from its run's flattened parameters (levers as logged; booleans from text)."""
+    """The levers that decide the variant's scoring role, from its run's flattened parameters (as logged: text).
+    A run logs every lever since the registry completes the settings; an older run's missing lever is the
+    schema's default."""
     prefix = VARIANT_PARAMETERS.format(method=method)
-    variant = {key[len(prefix):]: value for key, value in params.items() if key.startswith(prefix)}
-    if "relu_before_scoring" in variant:
-        variant["relu_before_scoring"] = variant["relu_before_scoring"] == "True"
-    return {"tune_set": "val_ide", **variant}
+    logged = {key[len(prefix):]: value for key, value in params.items() if key.startswith(prefix)}
+    variant = {**Variant.defaults(), "tune_set": "val_ide", **logged}
+    variant["relu_before_scoring"] = str(variant["relu_before_scoring"]) == "True"
+    return variant
 
 
 def _deltas(scores_path: Path | None, role: str, masked: np.ndarray) -> np.ndarray:
@@ -156,6 +159,6 @@ def _deltas(scores_path: Path | None, role: str, masked: np.ndarray) -> np.ndarr
     if scores_path is None:
         return np.full(int(masked.sum()), np.nan)
     with np.load(scores_path) as scores:
-        delta = neuron_scores_of({key: scores[key] for key in scores.files}, role).scores[:, masked]
+        delta = scores_of({key: scores[key] for key in scores.files}, role).scores[:, masked]
     scored = np.isfinite(delta).any(axis=0)
     return np.where(scored, np.max(np.where(np.isfinite(delta), delta, -np.inf), axis=0), np.nan)

@@ -5,7 +5,8 @@ import pytest
 
 from neurontune.methods import load_registry
 from neurontune.pipeline_registry import register_pipelines
-from neurontune.pipelines.baselines.nodes import fit_baseline, resolve_function
+from neurontune.methods import resolve_function
+from neurontune.pipelines.baselines.nodes import fit_baseline
 from neurontune.pipelines.evaluation.nodes import declare_labels_used
 
 REGISTRY = load_registry()

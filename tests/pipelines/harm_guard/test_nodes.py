@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neurontune.methods import complete_variant
 from neurontune.core import LinearHead, SelectionSet, group_report, head_predict, retrain_head, search_grid
 from neurontune.core.errors import pseudo_groups
 from neurontune.methods import HARM, load_registry, method_entries
@@ -78,7 +79,8 @@ def test_own_criterion_judges_a_pseudo_group_variant_on_the_same_pseudo_groups(h
                                    pseudo_group=pseudo_groups(val["y"][sel], in_errors[sel]))
     table = pd.DataFrame(search_grid([{"weight_decay": 1e-3}], lambda candidate, fold: harmed["heads"]["neurontune"],
                                      [selection]).table)
-    variants = {"toy_plus": {"tune_set": "train", "use_mask": True, "criterion": "pseudo_group", "pseudo_groups": "erm"}}
+    variants = {"toy_plus": complete_variant({"tune_set": "train", "use_mask": True, "criterion": "pseudo_group",
+                                              "pseudo_groups": "erm"})}
     entry = guard(harmed, erm_head, GUARD, variants, toy_plus=table)["methods"]["toy_plus"]
     assert entry["erm_sel_worst_pseudo_group_accuracy"] == 0.0
     assert entry["delta_sel_worst_pseudo_group_accuracy"] == table.loc[0, "sel_worst_pseudo_group_accuracy"] > 0

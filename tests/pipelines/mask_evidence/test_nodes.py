@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neurontune.methods import complete_variant
 from neurontune.methods import load_registry
 from neurontune.pipeline_registry import register_pipelines
 from neurontune.pipelines.mask_evidence.nodes import collect_mask_evidence, draw_mask_gallery, masked_neurons
@@ -61,7 +62,7 @@ def text_run():
 
 def test_text_evidence_names_the_words_of_a_masked_neuron(text_run):
     val, class_labels, raw_inputs, neuron_scores, head = text_run
-    table = collect_mask_evidence(val, class_labels, raw_inputs, neuron_scores, head, {"tune_set": "val_ide"}, SETTINGS)
+    table = collect_mask_evidence(val, class_labels, raw_inputs, neuron_scores, head, complete_variant({"tune_set": "val_ide", "use_mask": True}), SETTINGS)
     masked = table[table["kind"] == "masked"]
     assert set(masked["neuron"]) == {0}
     assert masked["top_words"].iloc[0].startswith("not (")
@@ -74,7 +75,7 @@ def test_text_evidence_names_the_words_of_a_masked_neuron(text_run):
 
 def test_a_head_without_a_mask_shows_its_kept_neurons_only(text_run):
     val, class_labels, raw_inputs, neuron_scores, head = text_run
-    table = collect_mask_evidence(val, class_labels, raw_inputs, neuron_scores, {**head, "keep": np.ones(3)}, {"tune_set": "val_ide"}, SETTINGS)
+    table = collect_mask_evidence(val, class_labels, raw_inputs, neuron_scores, {**head, "keep": np.ones(3)}, complete_variant({"tune_set": "val_ide", "use_mask": True}), SETTINGS)
     assert set(table["kind"]) == {"unmasked"}
     _, notes = draw_mask_gallery(table, raw_inputs, class_labels, "toy")
     assert "(masked" not in notes and "## Neuron 1 (kept" in notes

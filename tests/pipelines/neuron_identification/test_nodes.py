@@ -3,14 +3,10 @@ import pytest
 
 from neurontune.core import score_neurons
 from neurontune.core.errors import crossfit_predictions
-from neurontune.pipelines.neuron_identification.nodes import (
-    PAPER_ROLES,
-    neuron_scores_of,
-    variant_roles,
-    plot_neuron_scores,
-    select_default_mask,
-    split_validation,
-)
+from neurontune.core.roles import PAPER_ROLES
+from neurontune.core.roles import scores_of as neuron_scores_of
+from neurontune.methods import variant_roles
+from neurontune.pipelines.neuron_identification.nodes import plot_neuron_scores, select_default_mask, split_validation
 
 
 def test_validation_halves_are_disjoint_stratified_and_seeded(tiny_run, parameters):
@@ -62,6 +58,6 @@ def test_every_registered_variant_finds_its_scores(tiny_run, parameters):
     for name, variant in parameters["neurontune_regulation"]["variants"].items():
         for role in variant_roles(variant):
             assert f"{role}_scores" in tiny_run["neuron_scores"], (name, role)
-            assert np.isfinite(tiny_run["chance_discoveries"][role])
+            assert np.isfinite(tiny_run["chance_discoveries"][str(role)])
     summary = tiny_run["identification_summary"]
     assert "train.auto.scaled" in summary["roles"] and "chance_discoveries" in summary["roles"]["val_ide.erm.median"]

@@ -3,7 +3,8 @@ import pytest
 
 from neurontune.methods import load_registry
 from neurontune.pipeline_registry import register_pipelines
-from neurontune.pipelines.neurontune_regulation.nodes import _folds, _with_levers, regulate_head
+from neurontune.methods import complete_variant as _with_levers
+from neurontune.pipelines.neurontune_regulation.nodes import _folds, regulate_head
 
 VARIANTS = [name for name, method in load_registry().items() if method.kind == "neurontune"]
 
@@ -63,7 +64,7 @@ def test_unknown_tuning_set_is_named(tiny_run, parameters):
                                           "neuron_scores", "error_sets")]
     tuning = parameters["neurontune_regulation"]["tuning"]
     with pytest.raises(ValueError, match=r"tune_set must be one of \['train', 'val_ide', 'val_crossfit'\]; got 'test'"):
-        regulate_head(*inputs, {"tune_set": "test", "use_mask": True}, tuning)
+        regulate_head(*inputs, {**_with_levers({"tune_set": "train", "use_mask": True}), "tune_set": "test"}, tuning)
 
 
 def test_plus_identifies_on_train_and_selects_by_pseudo_groups(tiny_run):

@@ -2,73 +2,62 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 
 import numpy as np
 import pandas as pd
 
 from neurontune.core import LinearHead
+from neurontune.core.baselines import BaselineInputs, call_baseline
+from neurontune.methods import resolve_function
 from neurontune.models.devices import resolve_device
 
 logger = logging.getLogger(__name__)
-
-#: Module holding the functions a registry entry names without a dotted path.
-BASELINES_MODULE = "neurontune.core.baselines"
 
 
 def fit_baseline(
     name: str, method: dict, settings: dict, embeddings_train: dict, embeddings_val: dict, validation_split: dict,
     erm_head: dict, raw_metadata: pd.DataFrame | None = None,
 ) -> tuple[dict, pd.DataFrame]:
-    """Call ``method["function"]`` with the data it reads; return its head and candidate table.
+    """Call ``method["function"]`` (its complete registry entry) with the inputs it names; return its head and
+    candidate table.
 
-    Only the explicitly group-labelled baselines (``labels_used != none``) receive
-    ``raw_metadata``; a group-free baseline handed group labels, or a labelled one
-    without them, is an error.
+    Only the explicitly group-labelled baselines (``labels_used != none``) receive ``raw_metadata``; a group-free
+    baseline handed group labels, or a labelled one without them, is an error.
     """
     labelled = method["labels_used"] != "none"
     if labelled != (raw_metadata is not None):
         raise ValueError(f"baseline {name!r} declares labels_used={method['labels_used']!r} but was "
                          f"{'not ' if labelled else ''}given the group labels (raw_metadata); wire it accordingly.")
-    ide, sel = validation_split["ide"], validation_split["sel"]
-    tune_cache, tune_rows = (embeddings_train, slice(None)) if method["tune_set"] == "train" else (embeddings_val, ide)
-    available = {
-        "tune_embeddings": tune_cache["embeddings"][tune_rows], "tune_y": tune_cache["y"][tune_rows],
-        "sel_embeddings": embeddings_val["embeddings"][sel], "sel_y": embeddings_val["y"][sel],
-        "n_classes": erm_head["weight"].shape[0], "erm_head": LinearHead.from_arrays(erm_head["weight"], erm_head["bias"]),
-        "seed": settings["seed"],
-    }
-    if labelled:
-        groups, available["n_groups"] = _validation_groups(embeddings_val, raw_metadata)
-        available.update(tune_groups=groups[ide], sel_groups=groups[sel])
+    inputs = build_baseline_inputs(method["tune_set"], settings["seed"], embeddings_train, embeddings_val,
+                                   validation_split, erm_head, raw_metadata)
     retrain = {**settings["retrain"], "device": resolve_device(settings["device"])}
-    fit = _call(resolve_function(method["function"]), available, retrain, dict(method.get("options") or {}))
+    fit = call_baseline(resolve_function(method["function"]), inputs, method["options"], retrain)
     table = pd.DataFrame(fit.candidates).assign(method=name, labels_used=method["labels_used"])
     logger.info("%s: %d candidates, labels used: %s", name, len(table), method["labels_used"])
     return fit.head.to_dict(), table
 
 
-def resolve_function(reference: str):
-    """A baseline function from its name in :data:`BASELINES_MODULE` or a dotted path ``package.module.function``."""
-    module, _, attribute = reference.rpartition(".") if "." in reference else (BASELINES_MODULE, ".", reference)
-    try:
-        return getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"baseline function {reference!r} not found ({error}); name a function of "
-                         f"{BASELINES_MODULE} or give a dotted path.") from error
-
-
-def _call(function, available: dict, retrain: dict, options: dict):
-    """Pass the data the function's signature names, the shared retraining options if it takes ``**kwargs``,
-    and the entry's options (checked against the signature before the run: neurontune.parameters)."""
-    parameters = inspect.signature(function).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    arguments = {key: value for key, value in available.items() if key in parameters}
-    if takes_any:
-        arguments.update({key: value for key, value in retrain.items() if key not in options})
-    return function(**arguments, **options)
+def build_baseline_inputs(tune_set: str, seed: int, embeddings_train: dict, embeddings_val: dict,
+                          validation_split: dict, erm_head: dict, raw_metadata: pd.DataFrame | None = None) -> BaselineInputs:
+    """The one inputs value of every baseline: tuning rows (training split or identification half), the selection
+    half, the ERM head and logits, the early checkpoint's logits when cached, and validation groups only when
+    ``raw_metadata`` is given (the labelled baselines)."""
+    ide, sel = validation_split["ide"], validation_split["sel"]
+    tune, rows = (embeddings_train, slice(None)) if tune_set == "train" else (embeddings_val, ide)
+    early = "early_logits" in tune and "early_logits" in embeddings_val
+    groups = {}
+    if raw_metadata is not None:
+        ids, n_groups = _validation_groups(embeddings_val, raw_metadata)
+        groups = {"tune_groups": ids[ide] if tune is embeddings_val else None, "sel_groups": ids[sel], "n_groups": n_groups}
+    return BaselineInputs(
+        tune_embeddings=tune["embeddings"][rows], tune_y=tune["y"][rows],
+        sel_embeddings=embeddings_val["embeddings"][sel], sel_y=embeddings_val["y"][sel],
+        n_classes=erm_head["weight"].shape[0], erm_head=LinearHead.from_arrays(erm_head["weight"], erm_head["bias"]),
+        tune_erm_logits=tune["logits"][rows], sel_erm_logits=embeddings_val["logits"][sel],
+        tune_early_logits=tune["early_logits"][rows] if early else None,
+        sel_early_logits=embeddings_val["early_logits"][sel] if early else None,
+        seed=seed, **groups)
 
 
 def _validation_groups(embeddings_val: dict, raw_metadata: pd.DataFrame) -> tuple[np.ndarray, int]:

@@ -9,7 +9,6 @@ import pandas as pd
 from neurontune.core import LinearHead, SelectionSet, head_predict
 from neurontune.core.errors import pseudo_groups
 from neurontune.core.metrics import guard_fires
-from neurontune.parameters import Variant
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def _own_partition(method: str, variants: dict) -> tuple[str, str | None]:
     select by them, classes for every other method (a labelled baseline's group selection is never reused)."""
     if method not in variants:
         return "class", None
-    variant = Variant.with_defaults(variants[method])
+    variant = variants[method]  # complete: the method registry's settings
     if variant["criterion"] != "pseudo_group":
         return "class", None
     return "pseudo_group", variant["errors"] if variant["pseudo_groups"] == "same" else variant["pseudo_groups"]

@@ -19,7 +19,8 @@ import pandas as pd  # noqa: E402
 
 from neurontune.core import LinearHead  # noqa: E402
 from neurontune.core.evidence import evidence_neurons, extreme_samples, overrepresented_words  # noqa: E402
-from neurontune.pipelines.neuron_identification.nodes import mask_role, neuron_scores_of  # noqa: E402
+from neurontune.core.roles import scores_of  # noqa: E402
+from neurontune.methods import mask_role  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def collect_mask_evidence(
     ``neuron``, ``delta`` (max over classes of the ``δ`` the variant's mask was selected from), ``weight_spread``, ``end``
     (highest / lowest), ``sample_rank``, ``sample_id``, ``y``, ``activation``; for text also ``text``
     and the neuron's ``top_words``."""
-    scores = neuron_scores_of(neuron_scores, mask_role(variant)).scores
+    scores = scores_of(neuron_scores, mask_role(variant)).scores
     active = embeddings_val["embeddings"].std(axis=0) > 0
     chosen = evidence_neurons(scores, masked_neurons(head), head["weight"], settings["n_neurons"], active)
     texts = _validation_texts(raw_inputs, class_labels, embeddings_val["sample_id"])

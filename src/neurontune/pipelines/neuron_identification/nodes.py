@@ -10,11 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from neurontune.core import NeuronScores, head_predict, retrain_head, select_biased_neurons, spuriousness_fit  # noqa: E402
+from neurontune.core import head_predict, retrain_head, select_biased_neurons, spuriousness_fit  # noqa: E402
 from neurontune.core._validation import check_classes_present  # noqa: E402
 from neurontune.core.errors import crossfit_predictions, loss_quantile_sets  # noqa: E402
+from neurontune.core.roles import PAPER_ROLES, ScoringRole, score_table_entries, scores_of  # noqa: E402
 from neurontune.core.scoring import permutation_discoveries, score_error_sets  # noqa: E402
-from neurontune.parameters import Variant  # noqa: E402
+from neurontune.methods import variant_roles  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -33,36 +34,6 @@ def split_validation(embeddings_val: dict, selection_split: dict) -> dict[str, n
     for name, rows in (("identification", ide), ("selection", sel)):
         check_classes_present(embeddings_val["y"][rows], n_classes, f"the {name} half of validation")
     return {"ide": ide, "sel": sel}
-
-
-#: A *scoring role* names what a score set was computed from: ``<rows>.<errors>.<statistic>`` with rows
-#: ``val_ide`` / ``val_sel`` / ``val_all`` (halves or all of validation) or ``train``, an error source of
-#: :data:`neurontune.core.errors.ERROR_SOURCES` and a statistic of :data:`neurontune.core.scoring.STATISTICS`.
-#: The paper's is ``val_ide.erm.median``; cross-fitting also uses the selection half and all of validation.
-PAPER_ROLES = {"ide": "val_ide.erm.median", "sel": "val_sel.erm.median", "all": "val_all.erm.median"}
-ROWS = ("val_ide", "val_sel", "val_all", "train")
-
-
-def scoring_role(rows: str, variant: dict) -> str:
-    """The scoring role a NeuronTune variant reads for identification rows ``rows``
-    (``.relu`` appended when the embeddings pass a ReLU before scoring)."""
-    variant = Variant.with_defaults(variant)
-    role = f"{rows}.{variant['errors']}.{variant['statistic']}"
-    return role + (".relu" if variant["relu_before_scoring"] else "")
-
-
-def mask_role(variant: dict) -> str:
-    """The scoring role a variant's final mask is selected from (all of validation when cross-fitted: its chosen
-    configuration is refit there)."""
-    rows = "val_all" if variant["tune_set"] == "val_crossfit" else Variant.with_defaults(variant)["identify_on"]
-    return scoring_role(rows, variant)
-
-
-def variant_roles(variant: dict) -> list[str]:
-    """Every scoring role a variant reads (its folds and, cross-fitted, its refit)."""
-    if variant["tune_set"] == "val_crossfit":
-        return [scoring_role(rows, variant) for rows in ("val_ide", "val_sel", "val_all")]
-    return [scoring_role(Variant.with_defaults(variant)["identify_on"], variant)]
 
 
 def find_error_sets(embeddings_train: dict, embeddings_val: dict, error_sets: dict, erm_mode: str) -> dict[str, np.ndarray]:
@@ -97,21 +68,21 @@ def find_error_sets(embeddings_train: dict, embeddings_val: dict, error_sets: di
     return found
 
 
-def _role_data(role: str, embeddings_train: dict, embeddings_val: dict, validation_split: dict, error_sets: dict):
-    """Embeddings, labels and error-set membership (1 / 0 / -1) of one scoring role's rows, and its statistic."""
+def _role_data(role: ScoringRole, embeddings_train: dict, embeddings_val: dict, validation_split: dict,
+               error_sets: dict):
+    """Embeddings, labels and error-set membership (1 / 0 / -1) of one scoring role's rows."""
     rows = {"val_ide": validation_split["ide"], "val_sel": validation_split["sel"],
-            "val_all": np.arange(len(embeddings_val["y"])), "train": slice(None)}
-    where, errors, statistic, *relu = role.split(".")
-    cache = embeddings_train if where == "train" else embeddings_val
-    in_set = error_sets[f"{'train' if where == 'train' else 'val'}_{errors}"][rows[where]]
-    embeddings = cache["embeddings"][rows[where]]
-    if relu:  # signed features (mean-pooled text): score what the head sees as activation
+            "val_all": np.arange(len(embeddings_val["y"])), "train": slice(None)}[role.rows]
+    cache = embeddings_train if role.split == "train" else embeddings_val
+    in_set = error_sets[f"{role.split}_{role.errors}"][rows]
+    embeddings = cache["embeddings"][rows]
+    if role.relu:  # signed features (mean-pooled text): score what the head sees as activation
         embeddings = np.maximum(embeddings, 0.0)
-    return embeddings, cache["y"][rows[where]], in_set, statistic
+    return embeddings, cache["y"][rows], in_set
 
 
-def scoring_roles(variants: dict) -> list[str]:
-    """Every scoring role the registered variants read, the paper's three first."""
+def scoring_roles(variants: dict) -> list[ScoringRole]:
+    """Every scoring role the registered (complete) variants read, the paper's three first."""
     return list(dict.fromkeys([*PAPER_ROLES.values(), *(role for v in variants.values() for role in variant_roles(v))]))
 
 
@@ -125,10 +96,10 @@ def score_identification_neurons(embeddings_train: dict, embeddings_val: dict, v
     n_classes = embeddings_val["logits"].shape[1]
     scored = {}
     for role in scoring_roles(variants):
-        embeddings, y, in_set, statistic = _role_data(role, embeddings_train, embeddings_val, validation_split, error_sets)
-        scores = score_error_sets(embeddings, y, in_set == 1, in_set == 0, n_classes, statistic=statistic,
+        embeddings, y, in_set = _role_data(role, embeddings_train, embeddings_val, validation_split, error_sets)
+        scores = score_error_sets(embeddings, y, in_set == 1, in_set == 0, n_classes, statistic=role.statistic,
                                   n_bootstrap=scoring["n_bootstrap"], confidence=scoring["confidence"], seed=scoring["seed"])
-        scored.update({f"{role}_scores": scores.scores, f"{role}_n_wrong": scores.n_wrong, f"{role}_n_right": scores.n_right})
+        scored.update(score_table_entries(role, scores))
     return scored
 
 
@@ -140,23 +111,17 @@ def estimate_chance_discoveries(embeddings_train: dict, embeddings_val: dict, va
     n_classes = embeddings_val["logits"].shape[1]
     chance = {}
     for role in scoring_roles(variants):
-        embeddings, y, in_set, statistic = _role_data(role, embeddings_train, embeddings_val, validation_split, error_sets)
-        chance[role] = permutation_discoveries(embeddings, y, in_set == 1, in_set == 0, n_classes,
-                                               threshold=scoring["chance_threshold"], rule="any", statistic=statistic,
-                                               n_permutations=scoring["n_permutations"], seed=scoring["seed"])
+        embeddings, y, in_set = _role_data(role, embeddings_train, embeddings_val, validation_split, error_sets)
+        chance[str(role)] = permutation_discoveries(
+            embeddings, y, in_set == 1, in_set == 0, n_classes, threshold=scoring["chance_threshold"], rule="any",
+            statistic=role.statistic, n_permutations=scoring["n_permutations"], seed=scoring["seed"])
     return chance
-
-
-def neuron_scores_of(neuron_scores: dict, role: str) -> NeuronScores:
-    """The :class:`NeuronScores` of one scoring role (``ide``, ``sel``, ``all``: the paper's on validation)."""
-    role = PAPER_ROLES.get(role, role)
-    return NeuronScores(*(neuron_scores[f"{role}_{key}"] for key in ("scores", "n_wrong", "n_right")))
 
 
 def select_default_mask(neuron_scores: dict, chance_discoveries: dict, selection: dict) -> tuple[dict, dict]:
     """The mask at the default ``λ`` and rule on the identification half, and a summary (SFit, counts, the
     false-discovery estimate of every scoring role) for tracking."""
-    scores = neuron_scores_of(neuron_scores, "ide")
+    scores = scores_of(neuron_scores, "ide")
     mask = select_biased_neurons(scores.scores, selection["threshold"], selection["rule"])
     summary = {
         "threshold": selection["threshold"],
@@ -179,7 +144,7 @@ def select_default_mask(neuron_scores: dict, chance_discoveries: dict, selection
 
 def plot_neuron_scores(neuron_scores: dict, selection: dict):
     """Histogram of ``δ`` (identification half) per class with the threshold ``λ`` marked."""
-    scores = neuron_scores_of(neuron_scores, "ide").scores
+    scores = scores_of(neuron_scores, "ide").scores
     figure, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3), squeeze=False)
     for label, axis in enumerate(axes[0]):
         if np.isnan(scores[label]).all():

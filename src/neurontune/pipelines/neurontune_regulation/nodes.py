@@ -7,17 +7,17 @@ import pandas as pd
 
 from neurontune.core import LinearHead, SelectionSet, select_neurontune
 from neurontune.core.errors import pseudo_groups
+from neurontune.core.roles import scores_of
+from neurontune.methods import scoring_role
 from neurontune.models.devices import resolve_device
-from neurontune.parameters import Variant
-from neurontune.pipelines.neuron_identification.nodes import neuron_scores_of, scoring_role
 
 
 def regulate_head(
     embeddings_train: dict, embeddings_val: dict, validation_split: dict, erm_head: dict, neuron_scores: dict,
     error_sets: dict, variant: dict, tuning: dict,
 ) -> tuple[dict, pd.DataFrame]:
-    """Grid-search one NeuronTune variant over the identification scores; return its winning head and candidate table."""
-    variant = _with_levers(variant)
+    """Grid-search one NeuronTune variant (its complete settings, from the method registry) over the identification
+    scores; return its winning head and candidate table."""
     n_classes = erm_head["weight"].shape[0]
     init = LinearHead.from_arrays(erm_head["weight"], erm_head["bias"]) if tuning["init_from_erm"] else None
     folds, selection_sets, refit = _folds(embeddings_train, embeddings_val, validation_split, neuron_scores,
@@ -30,12 +30,6 @@ def regulate_head(
              "device": resolve_device(tuning["device"])}
     best, table = select_neurontune(grid, fixed, folds, selection_sets, criterion=variant["criterion"], refit=refit)
     return {**best.head_.to_dict(), "mask": best.mask_}, pd.DataFrame(table)
-
-
-def _with_levers(variant: dict) -> dict:
-    """The variant with every lever set: the paper's choice where it names none (the schema's defaults; the
-    run's parameters were validated against :class:`neurontune.parameters.Variant` before it started)."""
-    return Variant.with_defaults(variant)
 
 
 def _folds(train: dict, val: dict, split: dict, neuron_scores: dict, error_sets: dict, variant: dict, init,
@@ -51,7 +45,7 @@ def _folds(train: dict, val: dict, split: dict, neuron_scores: dict, error_sets:
         tune_split = "train" if tune == "train" else "val"
         return {"ide_embeddings": ide_cache["embeddings"][ide_rows], "ide_y": ide_cache["y"][ide_rows],
                 "ide_erm_pred": ide_cache["logits"][ide_rows].argmax(axis=1),
-                "scores": neuron_scores_of(neuron_scores, scoring_role(identify, variant)),
+                "scores": scores_of(neuron_scores, scoring_role(identify, variant)),
                 "tune_embeddings": tune_cache["embeddings"][tune_rows], "tune_y": tune_cache["y"][tune_rows],
                 "tune_groups": pseudo_groups(tune_cache["y"][tune_rows], in_error_set[tune_split][tune_rows]),
                 "init": init}
