@@ -2,13 +2,14 @@
 derivation (deps, params, outs) on a toy DAG."""
 
 import difflib
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
 
-from neurontune.dvc_stages import BUNDLED_BENCHMARKS, derive_stage, project_dvc_yaml, render
+from neurontune.dvc_stages import BUNDLED_BENCHMARKS, code_dependencies, derive_stage, project_dvc_yaml, render
 from neurontune.io.datasets import JsonDataset
 from tests.conftest import PROJECT_ROOT
 
@@ -79,3 +80,20 @@ def test_a_stage_reading_an_intermediate_it_does_not_make_cannot_be_a_dvc_stage(
     with pytest.raises(ValueError, match="reads 'scratch', which is no file of the catalog.*cannot run alone"):
         derive_stage("late", stage, catalog, code=[], data_root=tmp_path, project=tmp_path,
                      parameter_files={"runtime": "conf/base/parameters_runtime.yml"}, block_keys={"runtime": {"threads"}})
+
+
+def test_code_dependencies_are_the_pipelines_folder_and_what_its_code_imports(tmp_path):
+    package = tmp_path / "src" / "neurontune"
+    for unit in ("core", "io", "models", "pipelines/fit"):
+        (package / unit).mkdir(parents=True)
+    for module in ("methods.py", "parameters.py"):
+        (package / module).write_text("")
+    (package / "parameter_hooks.py").write_text("from neurontune.methods import complete_parameters\n")
+    (package / "pipelines" / "fit" / "__init__.py").write_text("from .pipeline import create_pipeline\n")
+    (package / "pipelines" / "fit" / "nodes.py").write_text(
+        "import numpy\nfrom neurontune.core.head import retrain_head\nfrom neurontune import models\n\n"
+        "def fit():\n    import neurontune.parameters\n")
+    fit = SimpleNamespace(__file__=str(package / "pipelines" / "fit" / "__init__.py"))  # the pipeline package
+    assert code_dependencies(fit, package, tmp_path) == [
+        "src/neurontune/pipelines/fit", "src/neurontune/core", "src/neurontune/io", "src/neurontune/methods.py",
+        "src/neurontune/models", "src/neurontune/parameters.py"]

@@ -158,12 +158,15 @@ def code_dependencies(module, package: Path, project: Path) -> list[str]:
 
 def _imported_units(source: Path) -> set[str]:
     """The top-level parts of ``neurontune`` (``core``, ``methods`` …) that ``source`` imports by absolute name."""
-    units = set()
+    names = set()
     for node in ast.walk(ast.parse(source.read_text())):
-        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
-            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
-        units |= {name.split(".")[1] for name in names if name.startswith("neurontune.")}
-    return units
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "neurontune":
+            names |= {f"neurontune.{alias.name}" for alias in node.names}  # from neurontune import core
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return {name.split(".")[1] for name in names if name.startswith("neurontune.")}
 
 
 def _unit_path(unit: str, package: Path) -> Path:
