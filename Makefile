@@ -6,7 +6,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test mutation install clean-data repro push pull status serve ui viz airflow-install airflow-dags airflow-test
+.PHONY: run test mutation install clean-data dvc-yaml repro push pull status serve ui viz airflow-install airflow-dags airflow-test
 
 # Re-install only when the pins or the project metadata change.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -37,6 +37,11 @@ mutation: install
 
 clean-data:
 	find data -type f ! -name .gitkeep ! -name metrics.json -delete
+
+# dvc.yaml is generated from the Kedro pipelines and catalog (tests/test_dvc_stages.py fails when it is stale).
+# No `install` prerequisite: it reads code and configuration only (`make install` once on a fresh clone).
+dvc-yaml:
+	$(BIN)/python -m neurontune.dvc_stages
 
 # DVC with the project's virtualenv on PATH (stages call `kedro run --pipelines NAME`).
 repro: install

@@ -11,11 +11,17 @@ choose nothing.
   embeddings with the pipeline's epoch loop (AdamW, best-validation-accuracy epoch);
   ``finetune`` calls ``neurontune.models.training.train_erm`` as the pipeline does.
 - Oracle ("the best last-layer head group labels can buy"), on the ERM model's
-  embeddings with validation group labels: candidates are DFR's averaged l1 logistic
-  regression on group-balanced subsets (each ``C`` of its grid) and a group-balanced L2
-  logistic head (lbfgs, each weight decay of a small grid). One candidate is chosen by
-  cross-fitting on validation (two class-stratified halves: fit on one, worst-group
-  accuracy on the other, swap, average), refit on all of validation, and scored on test.
+  embeddings with validation group labels: the core's ``group_balanced_oracle`` (the
+  pipeline's reference baseline) on two class-stratified halves of validation. Its
+  candidates are a group-balanced L2 logistic head (lbfgs, each weight decay of
+  ``L2_WEIGHT_DECAYS``) and DFR's averaged l1 logistic regression on group-balanced
+  subsets (each ``C`` of DFR's grid); ``search_grid`` chooses one by cross-fitting (fit
+  on one half, worst-group accuracy on the other, swap, average; ties: higher mean
+  accuracy, then grid order), which is refit on all of validation and scored on test.
+  Groups are ``neurontune.core.groups.group_ids`` of each sample's class and attribute.
+  (Rows of ``calibration_runs.jsonl`` recorded before issue 26 came from this script's
+  own copy of that oracle: DFR's candidates first, ties to the earlier candidate,
+  halves of ``n // 2``; rerun a row to compare.)
 
 Train and test images do not depend on the validation correlation (the builder draws
 each split from its own random stream), so the two regimes differ only in validation.
@@ -24,6 +30,7 @@ each split from its own random stream), so the two regimes differ only in valida
         --modes linear_probe --finetune-settings e6_lr3e-4
     python -m benchmarks.calibrate_waterbirds_like --table   # runs JSONL -> CALIBRATION.md
     python -m benchmarks.calibrate_waterbirds_like --from-run . --seeds 0   # a finished kedro run's cache
+        # (data/waterbirds_like/; --benchmark tweets_negation scores data/tweets_negation/)
 
 Every run appends one JSON line per (construction, seed, mode, setting, regime) to
 ``benchmarks/results/waterbirds_like/calibration_runs.jsonl``; ``--table`` writes
@@ -42,9 +49,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurontune.core.baselines import dfr
-from neurontune.core.groups import balanced_sample_weights, per_group_accuracy
-from neurontune.core.head import LinearHead, head_predict, retrain_head
+from neurontune.core.baselines import group_balanced_oracle
+from neurontune.core.groups import group_ids, per_group_accuracy, stratified_split
+from neurontune.core.head import LinearHead, head_predict
 from neurontune.data.colored_mnist import load_mnist_digits
 from neurontune.data.photos import load_photo, resize_shorter_side
 from neurontune.data.waterbirds_like import build_waterbirds_like
@@ -90,8 +97,10 @@ FINETUNE_SETTINGS = {
     "e6_lr1e-3": {"epochs": 6, "learning_rate": 0.001, "weight_decay": 0.0001, "batch_size": 32},
     "e10_lr3e-4": {"epochs": 10, "learning_rate": 0.0003, "weight_decay": 0.0001, "batch_size": 32},
 }
-DFR_C_GRID = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
+#: The oracle's L2 grid: the pipeline's (group_balanced_oracle's default) and 0.1, which the recorded rows chose often.
 L2_WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
+#: ``oracle_choice`` names each solver of the core oracle as the recorded rows do.
+CHOICE_NAMES = {"l2": "l2_group_balanced", "dfr_l1": "dfr_l1"}
 
 
 # ------------------------------------------------------------------------ data
@@ -120,9 +129,16 @@ def _model_config(construction: dict) -> dict:
             "image_size": construction["backbone_size"]}
 
 
+def group_labels(metadata) -> tuple[np.ndarray, int, int]:
+    """Each row's group id (``group_ids``: class · n_attributes + attribute), the number of classes and of groups."""
+    n_classes, n_attributes = (max(int(metadata[column].max()) + 1, 2) for column in ("y", "a"))
+    groups = group_ids(metadata["y"].to_numpy(), metadata["a"].to_numpy(), n_classes, n_attributes)
+    return groups, n_classes, n_classes * n_attributes
+
+
 def _split(images, metadata, name):
     rows = np.flatnonzero(metadata["split"].to_numpy() == name)
-    return images[rows], metadata["y"].to_numpy()[rows], metadata["group"].to_numpy()[rows]
+    return images[rows], metadata["y"].to_numpy()[rows], group_labels(metadata)[0][rows]
 
 
 # ------------------------------------------------------------------------ ERM
@@ -144,42 +160,24 @@ def linear_probe_erm(construction, seed, device, features: dict, labels: dict) -
 # ------------------------------------------------------------------------ oracle
 
 
-def worst_group(y, prediction, groups) -> float:
-    return float(np.nanmin(per_group_accuracy(y, prediction, groups, 4)))
+def worst_group(y, prediction, groups, n_groups: int) -> float:
+    return float(np.nanmin(per_group_accuracy(y, prediction, groups, n_groups)))
 
 
-def _stratified_halves(y, seed) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    first = np.zeros(len(y), dtype=bool)
-    for label in np.unique(y):
-        rows = rng.permutation(np.flatnonzero(y == label))
-        first[rows[: len(rows) // 2]] = True
-    return np.flatnonzero(first), np.flatnonzero(~first)
-
-
-def _oracle_fit(kind, value, x, y, g, seed) -> LinearHead:
-    if kind == "dfr_l1":  # one C, fit on (x, y) alone: tune = sel = this data, no refit
-        return dfr(x, y, g, x, y, g, 2, 4, c_grid=[value], n_refits=20, refit_on_all=False, seed=seed).head
-    return retrain_head(x, y, 2, sample_weight=balanced_sample_weights(g, 4), balance_classes=False,
-                        solver="lbfgs", weight_decay=value, seed=seed)
-
-
-def oracle(val: dict, test: dict, seed: int) -> dict:
-    """Choose (solver, regularisation) by cross-fitted validation WGA, refit on all validation, score test."""
-    halves = _stratified_halves(val["y"], seed)
-    scores = []
-    for kind, grid in (("dfr_l1", DFR_C_GRID), ("l2_group_balanced", L2_WEIGHT_DECAYS)):
-        for value in grid:
-            folds = []
-            for fit_rows, score_rows in (halves, halves[::-1]):
-                head = _oracle_fit(kind, value, val["x"][fit_rows], val["y"][fit_rows], val["g"][fit_rows], seed)
-                folds.append(worst_group(val["y"][score_rows], head_predict(val["x"][score_rows], head), val["g"][score_rows]))
-            scores.append({"kind": kind, "value": value, "crossfit_wga": float(np.mean(folds))})
-    best = max(scores, key=lambda row: row["crossfit_wga"])  # first in grid order on ties
-    head = _oracle_fit(best["kind"], best["value"], val["x"], val["y"], val["g"], seed)
-    prediction = head_predict(test["x"], head)
-    return {"oracle_wga": worst_group(test["y"], prediction, test["g"]), "oracle_mean": float(np.mean(prediction == test["y"])),
-            "oracle_choice": f"{best['kind']}={best['value']}", "oracle_crossfit_wga": best["crossfit_wga"]}
+def oracle(val: dict, test: dict, seed: int, n_classes: int, n_groups: int) -> dict:
+    """The core's group-balanced oracle, cross-fitted on class-stratified halves of validation (``x``, ``y``, ``g``),
+    refit on all of it, scored on test."""
+    first, second = stratified_split(val["y"], 0.5, seed)
+    fit = group_balanced_oracle(val["x"][first], val["y"][first], val["x"][second], val["y"][second], n_classes,
+                                tune_groups=val["g"][first], sel_groups=val["g"][second], n_groups=n_groups,
+                                weight_decays=L2_WEIGHT_DECAYS, seed=seed)
+    best = next(row for row in fit.candidates if row["selected"])
+    value = best["C"] if best["solver"] == "dfr_l1" else best["weight_decay"]
+    prediction = head_predict(test["x"], fit.head)
+    return {"oracle_wga": worst_group(test["y"], prediction, test["g"], n_groups),
+            "oracle_mean": float(np.mean(prediction == test["y"])),
+            "oracle_choice": f"{CHOICE_NAMES[best['solver']]}={value}",
+            "oracle_crossfit_wga": best["sel_worst_group_accuracy"]}
 
 
 # ------------------------------------------------------------------------ runs
@@ -193,6 +191,7 @@ def run(name: str, seed: int, modes: list[str], finetune_settings: list[str], de
         assert np.array_equal(_split(images, metadata, split)[0], _split(images_c, metadata_c, split)[0])
     splits = {split: _split(images, metadata, split) for split in ("train", "test")}
     splits.update({f"val{regime}": _split(*data[regime], "val") for regime in REGIMES})
+    _, n_classes, n_groups = group_labels(metadata)
     rows = []
     if "linear_probe" in modes:
         features, seconds = _frozen_features(name, construction, seed, splits, device, cache)
@@ -202,7 +201,8 @@ def run(name: str, seed: int, modes: list[str], finetune_settings: list[str], de
                                     {"train": splits["train"][1], "val": splits[f"val{regime}"][1]})
             erm_prediction = head_predict(features["test"], head)
             rows.append(_row(name, seed, "linear_probe", "conf", regime, splits, erm_prediction,
-                             features[f"val{regime}"], features["test"], {"embed_s": seconds, "erm_s": time.time() - started}))
+                             features[f"val{regime}"], features["test"], {"embed_s": seconds, "erm_s": time.time() - started},
+                             n_classes=n_classes, n_groups=n_groups))
     for setting in finetune_settings if "finetune" in modes else []:
         options = FINETUNE_SETTINGS[setting]
         for regime in REGIMES:
@@ -214,7 +214,7 @@ def run(name: str, seed: int, modes: list[str], finetune_settings: list[str], de
             val_embeddings, _ = embed_and_predict(model.to(device), val_x, 256, device)
             test_embeddings, test_logits = embed_and_predict(model, splits["test"][0], 256, device)
             rows.append(_row(name, seed, "finetune", setting, regime, splits, test_logits.argmax(1), val_embeddings,
-                             test_embeddings, {"erm_s": trained, "history": history}))
+                             test_embeddings, {"erm_s": trained, "history": history}, n_classes=n_classes, n_groups=n_groups))
     return rows
 
 
@@ -233,14 +233,16 @@ def _frozen_features(name, construction, seed, splits, device, cache: Path) -> t
     return features, seconds
 
 
-def _row(name, seed, mode, setting, regime, splits, erm_prediction, val_embeddings, test_embeddings, extra) -> dict:
+def _row(name, seed, mode, setting, regime, splits, erm_prediction, val_embeddings, test_embeddings, extra, *,
+         n_classes: int, n_groups: int) -> dict:
     _, test_y, test_g = splits["test"]
     _, val_y, val_g = splits[f"val{regime}"]
     started = time.time()
-    result = oracle({"x": val_embeddings, "y": val_y, "g": val_g}, {"x": test_embeddings, "y": test_y, "g": test_g}, seed)
+    result = oracle({"x": val_embeddings, "y": val_y, "g": val_g}, {"x": test_embeddings, "y": test_y, "g": test_g}, seed,
+                    n_classes, n_groups)
     row = {"construction": name, "seed": seed, "mode": mode, "setting": setting, "val_correlation": regime,
-           "erm_mean": float(np.mean(erm_prediction == test_y)), "erm_wga": worst_group(test_y, erm_prediction, test_g),
-           "erm_group_accuracy": per_group_accuracy(test_y, erm_prediction, test_g, 4).tolist(),
+           "erm_mean": float(np.mean(erm_prediction == test_y)), "erm_wga": worst_group(test_y, erm_prediction, test_g, n_groups),
+           "erm_group_accuracy": per_group_accuracy(test_y, erm_prediction, test_g, n_groups).tolist(),
            **result, "oracle_s": time.time() - started, "host": platform.node(), **extra}
     row["headroom"] = row["oracle_wga"] - row["erm_wga"]
     print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
@@ -297,18 +299,21 @@ def write_table(runs: Path, out: Path) -> str:
 
 def score_run(feature_dir: Path, metadata_file: Path, seed: int) -> dict:
     """Validity statistics of a finished ``kedro run``: ERM from its cached test logits, the oracle from its cached
-    validation and test embeddings (``data/04_feature``), groups from ``data/01_raw/metadata.parquet``."""
+    validation and test embeddings (``data/<benchmark>/04_feature``), groups from the class and attribute columns of
+    ``data/<benchmark>/01_raw/metadata.parquet``."""
     import pandas as pd
 
-    groups = pd.read_parquet(metadata_file).set_index("sample_id")["group"]
+    table = pd.read_parquet(metadata_file)
+    ids, n_classes, n_groups = group_labels(table)
+    groups = pd.Series(ids, index=table["sample_id"].to_numpy())
     cached = {}
     for split in ("val", "test"):
         with np.load(feature_dir / f"embeddings_{split}.npz") as arrays:
             cached[split] = {"x": arrays["embeddings"], "y": arrays["y"], "g": groups.loc[arrays["sample_id"]].to_numpy(),
                              "erm": arrays["logits"].argmax(1)}
     test = cached["test"]
-    result = {"erm_mean": float(np.mean(test["erm"] == test["y"])), "erm_wga": worst_group(test["y"], test["erm"], test["g"]),
-              **oracle(cached["val"], test, seed)}
+    result = {"erm_mean": float(np.mean(test["erm"] == test["y"])), "erm_wga": worst_group(test["y"], test["erm"], test["g"], n_groups),
+              **oracle(cached["val"], test, seed, n_classes, n_groups)}
     return {**result, "headroom": result["oracle_wga"] - result["erm_wga"]}
 
 
@@ -323,13 +328,16 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=Path, default=OUT / "calibration_runs.jsonl")
     parser.add_argument("--table", action="store_true", help="write CALIBRATION.md from --runs and stop")
     parser.add_argument("--from-run", type=Path, metavar="PROJECT",
-                        help="score a finished kedro run's cache (PROJECT/data) with the same oracle and stop")
+                        help="score a finished kedro run's cache (PROJECT/data/BENCHMARK) with the same oracle and stop")
+    parser.add_argument("--benchmark", default="waterbirds_like",
+                        help="with --from-run: the Kedro environment whose data folder to score (every benchmark has "
+                             "its own, data/<env>/)")
     args = parser.parse_args(argv)
     if args.table:
         print(write_table(args.runs, args.runs.parent / "CALIBRATION.md"))
         return
     if args.from_run:
-        data = args.from_run / "data"
+        data = args.from_run / "data" / args.benchmark
         print(json.dumps(score_run(data / "04_feature", data / "01_raw" / "metadata.parquet", args.seeds[0])))
         return
     device = resolve_device(args.device)

@@ -18,7 +18,7 @@ LAYERS = (
     ("neurontune.tracking",),
     ("neurontune.pipelines",),
     ("neurontune.hooks", "neurontune.parameter_hooks", "neurontune.pipeline_registry", "neurontune.settings",
-     "neurontune.stage_status"),
+     "neurontune.stage_status", "neurontune.dvc_stages"),
     ("neurontune.console", "neurontune.__main__", "neurontune"),
 )
 

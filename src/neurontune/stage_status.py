@@ -55,8 +55,7 @@ def stage_statuses(stages: dict, catalog, parameter_files: dict[str, list[Path]]
 
     def file(name: str) -> Path | None:
         if name not in located:
-            path = None if name == "parameters" or name.startswith("params:") else _local_file(catalog.get(name))
-            located[name] = None if path is None else path if path.is_absolute() else project / path
+            located[name] = catalog_file(catalog, name, project)
         return located[name]
 
     stage_of = {node: name for name, pipeline in stages.items() for node in pipeline.nodes}
@@ -119,6 +118,16 @@ def stage_statuses(stages: dict, catalog, parameter_files: dict[str, list[Path]]
             written_by.get(path) in rerun for path in stage_reads[status.name])
         rerun |= {status.name} if status.rerun else set()
     return statuses
+
+
+def catalog_file(catalog, name: str, project: Path) -> Path | None:
+    """The local file (or folder) behind catalog entry ``name``, relative paths taken under ``project``; None for
+    parameters, memory datasets, metrics logged only to MLflow and remote storage. Shared with
+    :mod:`neurontune.dvc_stages`, so ``neurontune status`` and ``dvc.yaml`` see the same files."""
+    if name == "parameters" or name.startswith("params:"):
+        return None
+    path = _local_file(catalog.get(name))
+    return None if path is None else path if path.is_absolute() else project / path
 
 
 def _local_file(dataset) -> Path | None:

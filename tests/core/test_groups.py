@@ -7,6 +7,7 @@ from neurontune.core.groups import (
     balanced_subset_indices,
     group_ids,
     per_group_accuracy,
+    stratified_split,
 )
 
 
@@ -51,3 +52,25 @@ def test_per_group_accuracy_rejects_mismatched_shapes():
 def test_group_ids_reject_labels_out_of_range():
     with pytest.raises(ValueError, match=r"y must lie in \[0, 2\)"):
         group_ids([0, 2], [0, 1], 2, 2)
+
+
+def test_stratified_split_shares_each_label_and_is_seeded():
+    labels = np.array([0] * 7 + [1] * 4 + [2] * 3)
+    first, second = stratified_split(labels, 0.5, seed=0)
+    assert np.intersect1d(first, second).size == 0 and sorted([*first, *second]) == list(range(14))
+    assert np.bincount(labels[first]).tolist() == [4, 2, 2]  # round(3.5) = 4, round(1.5) = 2: halves to even
+    assert np.all(np.diff(first) > 0) and np.all(np.diff(second) > 0)
+    again, _ = stratified_split(labels, 0.5, seed=0)
+    other, _ = stratified_split(labels, 0.5, seed=1)
+    np.testing.assert_array_equal(again, first)
+    assert not np.array_equal(other, first)
+    assert np.bincount(labels[stratified_split(labels, 0.25, seed=0)[0]], minlength=3).tolist() == [2, 1, 1]
+
+
+@pytest.mark.parametrize("labels, fraction, message", [
+    ([0, 1], 1.0, r"first_fraction must be in \(0, 1\); got 1.0"),
+    ([[0, 1]], 0.5, r"labels must be one-dimensional \(N,\); got shape \(1, 2\)"),
+])
+def test_stratified_split_rejects_bad_arguments(labels, fraction, message):
+    with pytest.raises(ValueError, match=message):
+        stratified_split(labels, fraction, seed=0)

@@ -70,6 +70,35 @@ def balanced_subset_indices(labels, n_labels: int, rng: np.random.Generator) -> 
     return np.sort(np.concatenate(chosen))
 
 
+def stratified_split(labels, first_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint sets of row indices, each label's rows shared at random (by ``seed``) between them.
+
+    Parameters
+    ----------
+    labels : array of int, shape (N,)
+        Class ids (a class-stratified split) or group ids.
+    first_fraction : float in (0, 1)
+        Share of each label's rows in the first set (rounded to the nearest count, halves to even).
+    seed : int
+
+    Returns
+    -------
+    first, second : sorted int arrays, together ``0 … N-1``
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional (N,); got shape {labels.shape}.")
+    if not 0 < first_fraction < 1:
+        raise ValueError(f"first_fraction must be in (0, 1); got {first_fraction!r}.")
+    rng = np.random.default_rng(seed)
+    first = [np.empty(0, dtype=np.int64)]
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        first.append(rows[: int(round(first_fraction * len(rows)))])
+    first = np.sort(np.concatenate(first))
+    return first, np.setdiff1d(np.arange(len(labels)), first)
+
+
 def per_group_accuracy(y_true, y_pred, groups, n_groups: int) -> np.ndarray:
     """Accuracy within each group, shape (n_groups,); NaN for a group with no samples."""
     groups = check_labels(groups, n_groups, "groups")

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from neurontune.core import head_predict, retrain_head, select_biased_neurons, spuriousness_fit  # noqa: E402
 from neurontune.core._validation import check_classes_present  # noqa: E402
 from neurontune.core.errors import crossfit_predictions, loss_quantile_sets  # noqa: E402
+from neurontune.core.groups import stratified_split  # noqa: E402
 from neurontune.core.roles import PAPER_ROLES, ScoringRole, score_table_entries, scores_of  # noqa: E402
 from neurontune.core.scoring import permutation_discoveries, score_error_sets  # noqa: E402
 from neurontune.methods import variant_roles  # noqa: E402
@@ -22,14 +23,7 @@ logger = logging.getLogger(__name__)
 
 def split_validation(embeddings_val: dict, selection_split: dict) -> dict[str, np.ndarray]:
     """Class-stratified halves of validation: ``ide`` (identify/tune) and ``sel`` (select), by a fixed seed."""
-    rng = np.random.default_rng(selection_split["seed"])
-    fraction = selection_split["ide_fraction"]  # in (0, 1): neurontune.parameters.SelectionSplit
-    ide = []
-    for label in np.unique(embeddings_val["y"]):
-        rows = rng.permutation(np.flatnonzero(embeddings_val["y"] == label))
-        ide.append(rows[: int(round(fraction * len(rows)))])
-    ide = np.sort(np.concatenate(ide))
-    sel = np.setdiff1d(np.arange(len(embeddings_val["y"])), ide)
+    ide, sel = stratified_split(embeddings_val["y"], selection_split["ide_fraction"], selection_split["seed"])
     n_classes = embeddings_val["logits"].shape[1]
     for name, rows in (("identification", ide), ("selection", sel)):
         check_classes_present(embeddings_val["y"][rows], n_classes, f"the {name} half of validation")
