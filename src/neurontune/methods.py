@@ -124,3 +124,18 @@ def _section(parameters: dict, block: str, key: str) -> dict:
 def method_entries(metrics: dict) -> dict:
     """The per-method part of a metrics report (``{method: {split: {metric: value}}}``), without report sections."""
     return {name: value for name, value in metrics.items() if name not in REPORT_SECTIONS}
+
+
+#: A head that was not fitted holds this key (and nothing else), with why: a labelled baseline on data without
+#: validation group labels. Its candidate table has a column of that name, and its evaluation entry, per split,
+#: ``{NOT_FITTED: why}`` instead of numbers.
+NOT_FITTED = "not_fitted"
+
+
+def not_fitted_reason(entry) -> str | None:
+    """Why a head, a candidate table or one split's metrics was not fitted (``"no validation group labels"``);
+    None when it was fitted."""
+    if entry is None or NOT_FITTED not in entry:
+        return None
+    value = entry[NOT_FITTED]
+    return str(value.iloc[0] if hasattr(value, "iloc") else value)

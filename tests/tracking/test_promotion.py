@@ -12,13 +12,13 @@ GATE = {"min_delta": 0.01, "max_mean_acc_drop": 0.02}
 
 
 def candidate(version, wga, mean, digest="d"):
-    return Candidate(version=version, worst_group_accuracy=wga, mean_accuracy=mean, data_digest=digest)
+    return Candidate(version=version, score=wga, mean_accuracy=mean, data_digest=digest)
 
 
 def test_first_model_without_erm_reference_becomes_champion():
     decision = decide_promotion(candidate(1, 0.3, 0.8), None, **GATE)
     assert decision.status == PROMOTED and decision.promote and decision.compared_with is None
-    assert decision.champion_version is None and decision.worst_group_accuracy_gain is None
+    assert decision.champion_version is None and decision.score_gain is None
 
 
 def test_first_model_must_beat_erm():
@@ -26,7 +26,7 @@ def test_first_model_must_beat_erm():
     erm = candidate(0, 0.60, 0.90)
     promoted = decide_promotion(candidate(1, 0.62, 0.89), None, **GATE, erm=erm)
     assert promoted.status == PROMOTED and promoted.compared_with == "erm" and promoted.champion_version is None
-    assert promoted.worst_group_accuracy_gain == pytest.approx(0.02) and promoted.erm_worst_group_accuracy == 0.60
+    assert promoted.score_gain == pytest.approx(0.02) and promoted.erm_score == 0.60
     for challenger, reason in ((candidate(1, 0.605, 0.95), "min_delta"), (candidate(1, 0.50, 0.95), "min_delta"),
                                (candidate(1, 0.70, 0.85), "max_mean_acc_drop")):
         refused = decide_promotion(challenger, None, **GATE, erm=erm)
@@ -39,13 +39,13 @@ def test_first_model_must_beat_erm():
 def test_with_a_champion_erm_is_only_recorded():
     decision = decide_promotion(candidate(3, 0.85, 0.90), candidate(2, 0.80, 0.91), **GATE, erm=candidate(0, 0.9, 0.95))
     assert decision.status == PROMOTED and decision.compared_with == "champion v2"
-    assert decision.erm_worst_group_accuracy == 0.9
+    assert decision.erm_score == 0.9
 
 
 def test_promotes_when_wga_gain_and_mean_drop_both_hold():
     decision = decide_promotion(candidate(3, 0.85, 0.90), candidate(2, 0.80, 0.91), **GATE)
     assert decision.status == PROMOTED
-    assert decision.worst_group_accuracy_gain == pytest.approx(0.05)
+    assert decision.score_gain == pytest.approx(0.05)
     assert decision.mean_accuracy_drop == pytest.approx(0.01)
 
 
@@ -159,9 +159,9 @@ def test_what_each_refusal_was_compared_with():
                                   (candidate(3, 0.9, 0.9, "x"), candidate(2, 0.8, 0.9, "y"))):
         assert decide_promotion(challenger, reference, **GATE).compared_with == "champion v2"
     already = decide_promotion(candidate(2, 0.8, 0.9), champion, **GATE)
-    assert already.champion_version == 2 and already.champion_worst_group_accuracy == 0.80
+    assert already.champion_version == 2 and already.champion_score == 0.80
     unscored = decide_promotion(candidate(3, math.nan, 0.9), champion, **GATE)  # nothing compared: no gain or drop
-    assert unscored.compared_with is None and unscored.worst_group_accuracy_gain is None and unscored.mean_accuracy_drop is None
+    assert unscored.compared_with is None and unscored.score_gain is None and unscored.mean_accuracy_drop is None
 
 
 @pytest.mark.parametrize(("challenger", "champion"), [

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from neurontune.core import LinearHead
+from neurontune.core.groups import has_group_labels
+from neurontune.methods import NOT_FITTED
 from neurontune.models.devices import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ def fit_baseline(
     if labelled != (raw_metadata is not None):
         raise ValueError(f"baseline {name!r} declares labels_used={method['labels_used']!r} but was "
                          f"{'not ' if labelled else ''}given the group labels (raw_metadata); wire it accordingly.")
+    if labelled and not _has_validation_groups(embeddings_val, raw_metadata):
+        return _not_fitted(name, method, NO_VALIDATION_GROUPS)
     ide, sel = validation_split["ide"], validation_split["sel"]
     tune_cache, tune_rows = (embeddings_train, slice(None)) if method["tune_set"] == "train" else (embeddings_val, ide)
     available = {
@@ -78,3 +82,20 @@ def _validation_groups(embeddings_val: dict, raw_metadata: pd.DataFrame) -> tupl
     if missing.any():
         raise ValueError(f"{int(missing.sum())} validation sample ids are not in raw_metadata; rerun the pipeline.")
     return table.loc[embeddings_val["sample_id"]].to_numpy(), int(raw_metadata["group"].max()) + 1
+
+
+# ------------------------------------------------- labelled baselines on data without validation group labels
+
+NO_VALIDATION_GROUPS = "no validation group labels"
+
+
+def _has_validation_groups(embeddings_val: dict, raw_metadata: pd.DataFrame) -> bool:
+    return "group" in raw_metadata.columns and has_group_labels(_validation_groups(embeddings_val, raw_metadata)[0])
+
+
+def _not_fitted(name: str, method: dict, reason: str) -> tuple[dict, pd.DataFrame]:
+    """A recorded "not fitted" result in place of a head and its candidate table, so the run goes on without it."""
+    logger.warning("%s not fitted: %s (it declares labels_used=%s); the run goes on and reports it as not fitted",
+                   name, reason, method["labels_used"])
+    table = pd.DataFrame({"method": [name], "labels_used": [method["labels_used"]], "selected": [False], NOT_FITTED: [reason]})
+    return {NOT_FITTED: np.array(reason)}, table
