@@ -320,6 +320,10 @@ def _pm(mean: float, std: float, digits: int = 3, sign: str = "") -> str:
     return f"{mean:{sign}.{digits}f} ± {std:.{digits}f}" if np.isfinite(std) else f"{mean:{sign}.{digits}f}"
 
 
+def _range(low: float, high: float) -> str:
+    return f"[{low:+.3f}, {high:+.3f}]" if np.isfinite(low) else "n/a"
+
+
 def _wga_cell(mean: float, std: float, note: str) -> str:
     """Mean ± std of a measured WGA; where no seed measured it, the note saying why (e.g. no group labels)."""
     return note if not np.isfinite(mean) and note else _pm(mean, std)
@@ -362,7 +366,7 @@ def render_paired(rows: pd.DataFrame) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples():
         lines.append(f"| {row.benchmark} | {row.erm_mode} | {row.regime} | {row.method} − {row.reference} | "
-                     f"{_pm(row.wga_diff_mean, row.wga_diff_std, sign='+')} | [{row.wga_diff_min:+.3f}, {row.wga_diff_max:+.3f}] | "
+                     f"{_pm(row.wga_diff_mean, row.wga_diff_std, sign='+')} | {_range(row.wga_diff_min, row.wga_diff_max)} | "
                      f"{_pm(row.mean_diff_mean, row.mean_diff_std, sign='+')} | {row.n_seeds} |")
     meanings = dict.fromkeys(f"- `{m} − {r}`: {meaning}" for m, r, meaning in PAIRED_DIFFERENCES
                              if ((table["method"] == m) & (table["reference"] == r)).any())

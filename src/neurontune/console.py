@@ -53,12 +53,19 @@ def summarise(metrics_path: Path, split: str = "test") -> str:
         line = f"{method:<28}" + "".join(f"{row.get(c, float('nan')):>7.3f}" for c in cells)
         if labelled:
             line += f"{row['worst_group_accuracy']:>7.3f}{row['mean_accuracy']:>7.3f}"
-            line += f"{row.get('mean_accuracy_train_weighted', float('nan')):>8.3f}{row['worst_class_accuracy']:>8.3f}{row['n_masked']:>7d}"
+            line += f"{_cell(row.get('mean_accuracy_train_weighted', float('nan'))):>8}{row['worst_class_accuracy']:>8.3f}{row['n_masked']:>7d}"
         else:
             line += f"{row['mean_accuracy']:>7.3f}{row['worst_class_accuracy']:>8.3f}"
             line += f"{row.get('worst_pseudo_group_accuracy', float('nan')):>9.3f}{row['n_masked']:>7d}"
         lines.append(line + harm_flag(report.get(HARM, {}).get(method)))
+    unmeasured = sorted({value for row in fitted.values() for value in row.values() if isinstance(value, str)})
+    lines += [f"n/m = {note}" for note in unmeasured if labelled]
     return "\n".join(lines + harm_notes(report.get(HARM, {})))
+
+
+def _cell(value) -> str:
+    """A number with three decimals, ``nan`` for a missing one, ``n/m`` for one that was not measurable."""
+    return "n/m" if isinstance(value, str) else f"{value:.3f}"
 
 
 def harm_flag(harm: dict | None) -> str:

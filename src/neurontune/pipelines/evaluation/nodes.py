@@ -204,10 +204,10 @@ def plot_group_accuracies(metrics: dict, split: str):
         worst = metrics[method][split][f"worst_{kind}_accuracy"]
         axis.bar(positions, values, width, label=f"{method} ({'WGA' if kind == 'group' else 'worst class'} {worst:.2f})")
     for method, reason in unfitted.items():
-        axis.bar([], [], label=f"{method}: not fitted ({reason})")
+        axis.bar([], [], facecolor="none", edgecolor="grey", label=f"{method}: not fitted ({reason})")
     axis.set_xticks(np.arange(len(groups)), [f"{kind} {g.rsplit('_', 1)[1]}" for g in groups])
     title = (f"Per-group accuracy on {split}" if kind == "group" else
-             f"Per-class accuracy on {split} (worst-group accuracy {NOT_MEASURABLE})")
+             f"Per-class accuracy on {split}\n(worst-group accuracy {NOT_MEASURABLE})")
     axis.set(ylim=(0, 1.05), ylabel="accuracy", title=title)
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.tight_layout()
