@@ -377,7 +377,10 @@ def render_mask_quality(rows: pd.DataFrame) -> list[str]:
     """Does the mask hit the shortcut? Mask precision / recall for the attribute neurons beside a random mask of
     the same size, per benchmark, ERM mode, regime and masking method (mean ± std over seeds)."""
     if "mask_precision" not in rows.columns or not rows["mask_recall"].notna().any():
-        return []
+        notes = rows.loc[rows["method"] == "erm", "wga_note"].dropna() if "wga_note" in rows.columns else pd.Series([], dtype=str)
+        unmeasured = next((note for note in notes if note), "")
+        return ["## Does the mask hit the shortcut?", "", f"Mask precision and recall: {unmeasured} (finding attribute "
+                "neurons needs the attribute).", ""] if unmeasured else []
     masked = _ordered(rows[rows["mask_recall"].notna()])
     lines = ["## Does the mask hit the shortcut?", "",
              "Attribute neurons: within-class AUROC of a neuron's test activation for the spurious attribute ≥ 0.7 or "

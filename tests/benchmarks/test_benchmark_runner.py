@@ -184,5 +184,6 @@ def test_a_benchmark_without_group_labels_says_why_instead_of_a_wga(rows):
     assert "| dfr | val_groups | not fitted: no validation group labels | 0.900 ± 0.000 |" in report
     assert f"| n/a | n/a | n/a | **{note}** |" in report
     assert "## Harm rate" not in report and "[+nan" not in report
+    assert f"Mask precision and recall: {note} (finding attribute neurons needs the attribute)." in report
     axis = runner.plot_worst_group_accuracy(unlabelled).axes[0]
     assert axis.get_title().endswith(f"WGA {note}")
