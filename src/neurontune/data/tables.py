@@ -13,8 +13,6 @@ SPLITS = ("train", "val", "test")
 METADATA_COLUMNS = ("sample_id", "split", "y", "a", "group")
 #: The columns every training-side stage may read; ``a`` and ``group`` are for evaluation only.
 CLASS_LABEL_COLUMNS = ("sample_id", "split", "y")
-#: Optional: absent when the data has no group labels, -1 in the rows whose group is unknown.
-GROUP_COLUMNS = ("a", "group")
 
 
 def build_metadata(split, y, a, *, n_attributes: int = 2, sample_id=None, **columns) -> pd.DataFrame:

@@ -94,7 +94,7 @@ def decide_on_challenger(debiased_model: dict, gate: dict, metrics: dict) -> dic
         min_delta=gate["min_delta"],
         max_mean_acc_drop=gate["max_mean_acc_drop"],
         require_same_data=gate["require_same_data"],
-        erm=Candidate(version=0, score=measured_or_nan(erm[metric]), mean_accuracy=erm["mean_accuracy"]),
+        erm=Candidate(version=0, score=measured_or_nan(erm.get(metric)), mean_accuracy=measured_or_nan(erm.get("mean_accuracy"))),
         metric=metric,
     )
     version = debiased_model["challenger"]["version"]
