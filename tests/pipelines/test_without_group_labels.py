@@ -86,10 +86,12 @@ def monkeypatch_module():
 
 def promote(built: dict, parameters: dict, folder, monkeypatch) -> dict:
     """The shipped model_promotion pipeline with its registry datasets, in a fresh SQLite store."""
-    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", None)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
+    # mlflow keeps both URIs in module globals and exports them: all restored when the module's tests end
+    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", None)
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     pipeline = register_pipelines()["model_promotion"]
     feed = {**parameter_feed(parameters), **built}
     datasets = {name: KeptMemoryDataset(feed.get(name)) if name in feed else KeptMemoryDataset() for name in pipeline.datasets()}
@@ -97,14 +99,10 @@ def promote(built: dict, parameters: dict, folder, monkeypatch) -> dict:
     datasets["promotion_decision"] = PromotionDecisionDataset(str(folder / "promotion_decision.json"))
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    try:
-        with mlflow.start_run():
-            SequentialRunner().run(pipeline, DataCatalog(datasets=datasets))
-        decision = json.loads((folder / "promotion_decision.json").read_text())
-        client = MlflowClient(uri, uri)
-        version = client.get_model_version(decision["registered_model_name"], str(decision["challenger_version"]))
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with mlflow.start_run():
+        SequentialRunner().run(pipeline, DataCatalog(datasets=datasets))
+    decision = json.loads((folder / "promotion_decision.json").read_text())
+    version = MlflowClient(uri, uri).get_model_version(decision["registered_model_name"], str(decision["challenger_version"]))
     return {"promotion_decision": decision, "version_tags": dict(version.tags), "version_description": version.description}
 
 
