@@ -138,7 +138,8 @@ def collect_run(client, tracking_uri: str, run_id: str, key: tuple, wall_seconds
     """Rows (method × metrics × timings) read back from one finished MLflow run."""
     import mlflow
 
-    from neurontune.methods import HARM, MASK_QUALITY, VALIDITY, method_entries
+    from neurontune.core.metrics import is_measured, measured_or_nan
+    from neurontune.methods import HARM, MASK_QUALITY, VALIDITY, method_entries, not_fitted_reason
 
     with tempfile.TemporaryDirectory() as folder:
         report = json.loads(Path(mlflow.artifacts.download_artifacts(
@@ -157,15 +158,20 @@ def collect_run(client, tracking_uri: str, run_id: str, key: tuple, wall_seconds
     rows = []
     for method, splits in method_entries(report).items():
         test = splits[REPORT_SPLIT]
+        unfitted = not_fitted_reason(test)
+        # a number that was not measured (no group labels, a method not fitted) is NaN here and its note says why
+        note = f"not fitted: {unfitted}" if unfitted else "" if is_measured(test["worst_group_accuracy"]) else test["worst_group_accuracy"]
         rows.append({
             "benchmark": benchmark, "erm_mode": run.data.params.get(MODE_PARAMETER, erm_mode), "regime": regime,
             "seed": seed, "method": method, "labels_used": labels.get(method, "unknown"),
-            "worst_group_accuracy": test["worst_group_accuracy"], "mean_accuracy": test["mean_accuracy"],
-            "worst_class_accuracy": test["worst_class_accuracy"], "n_masked": test.get("n_masked", 0),
+            "worst_group_accuracy": measured_or_nan(test.get("worst_group_accuracy")), "wga_note": note,
+            "mean_accuracy": measured_or_nan(test.get("mean_accuracy")),
+            "worst_class_accuracy": measured_or_nan(test.get("worst_class_accuracy")), "n_masked": test.get("n_masked", 0),
             "method_seconds": _node_seconds(timings, nodes.get(method, ())),
             "erm_seconds": _node_seconds(timings, nodes.get("erm", ())),
             "reference_seconds": _node_seconds(timings, nodes.get(COST_REFERENCE, ())),
-            **{f"validity_{name}": card.get(name, float("nan")) for name in VALIDITY_COLUMNS},
+            **{f"validity_{name}": measured_or_nan(card.get(name)) for name in VALIDITY_COLUMNS},
+            "validity_note": "" if is_measured(card.get("separates_methods", 0.0)) else card["separates_methods"],
             "run_wall_seconds": wall_seconds, "run_id": run_id, **stages,
             **mask_quality_columns(report.get(MASK_QUALITY, {}).get(method)),
             **harm_columns(report.get(HARM, {}).get(method), run.data.params.get(GUARD_MARGIN_PARAMETER)),
@@ -175,7 +181,9 @@ def collect_run(client, tracking_uri: str, run_id: str, key: tuple, wall_seconds
 
 def mask_quality_columns(quality: dict | None) -> dict:
     """``mask_<metric>`` columns of a run row from ``metrics["mask_quality"][method]`` (NaN without a mask)."""
-    return {column: float((quality or {}).get(name, float("nan"))) for column, name in MASK_QUALITY_COLUMNS.items()}
+    from neurontune.core.metrics import measured_or_nan
+
+    return {column: measured_or_nan((quality or {}).get(name)) for column, name in MASK_QUALITY_COLUMNS.items()}
 
 
 #: The guard's label-free criteria (parameters.HarmGuard.criterion): each run records what both would decide.
@@ -184,15 +192,17 @@ GUARD_CRITERIA = ("class", "own")
 
 def harm_columns(harm: dict | None, margin: str | None) -> dict:
     """The harm report's test delta and the label-free guard's decision for a run row (NaN for ERM)."""
+    from neurontune.core.metrics import measured_or_nan
+
     harm = harm or {}
     selection = harm.get("selection", {})
-    return {"harm_delta_wga": float(harm.get(REPORT_SPLIT, {}).get("delta_worst_group_accuracy", float("nan"))),
+    return {"harm_delta_wga": measured_or_nan(harm.get(REPORT_SPLIT, {}).get("delta_worst_group_accuracy")),
             "harm_worse_than_erm": float(harm.get("worse_than_erm", float("nan"))),
             "guard_would_fire": float(selection.get("guard_would_fire", float("nan"))),
             "guard_fired": float(selection.get("guard_fired", float("nan"))),
             # the delta of the criterion the guard compared (worst-class or, for `own`, the method's own)
-            "guard_delta_selection": float(next((value for key, value in selection.items()
-                                                 if key.startswith("delta_worst_")), float("nan"))),
+            "guard_delta_selection": measured_or_nan(next((value for key, value in selection.items()
+                                                           if key.startswith("delta_worst_")), None)),
             **{f"guard_would_fire_by_{name}": float(selection.get(f"guard_would_fire_by_{name}", float("nan")))
                for name in GUARD_CRITERIA},
             "guard_margin": float(margin) if margin is not None else float("nan")}
@@ -240,9 +250,12 @@ GROUPING = ["benchmark", "erm_mode", "regime"]
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds per benchmark, ERM mode, regime and method, with per-run cost ratios."""
     rows = _ordered(rows.assign(ratio_to_reference=rows["method_seconds"] / rows["reference_seconds"]))
+    if "wga_note" not in rows.columns:  # runs.csv written before notes existed: every WGA was measured
+        rows = rows.assign(wga_note="")
     grouped = rows.groupby([*GROUPING, "method"], sort=False)
     summary = grouped.agg(
         labels_used=("labels_used", "first"), n_seeds=("seed", "nunique"),
+        wga_note=("wga_note", lambda notes: next((note for note in notes.fillna("") if note), "")),
         wga_mean=("worst_group_accuracy", "mean"), wga_std=("worst_group_accuracy", "std"),
         mean_accuracy=("mean_accuracy", "mean"), mean_accuracy_std=("mean_accuracy", "std"),
         worst_class_accuracy=("worst_class_accuracy", "mean"), worst_class_std=("worst_class_accuracy", "std"),
@@ -286,6 +299,8 @@ def validity_summary(rows: pd.DataFrame) -> pd.DataFrame:
     for name in VALIDITY_COLUMNS:
         aggregations[f"{name}_mean"] = (f"validity_{name}", "mean")
         aggregations[f"{name}_std"] = (f"validity_{name}", "std")
+    if "validity_note" in per_run.columns:
+        aggregations["validity_note"] = ("validity_note", lambda notes: next((note for note in notes.fillna("") if note), ""))
     return per_run.groupby(GROUPING, sort=False).agg(n_seeds=("seed", "nunique"), **aggregations).reset_index()
 
 
@@ -305,6 +320,15 @@ def _pm(mean: float, std: float, digits: int = 3, sign: str = "") -> str:
     return f"{mean:{sign}.{digits}f} ± {std:.{digits}f}" if np.isfinite(std) else f"{mean:{sign}.{digits}f}"
 
 
+def _range(low: float, high: float) -> str:
+    return f"[{low:+.3f}, {high:+.3f}]" if np.isfinite(low) else "n/a"
+
+
+def _wga_cell(mean: float, std: float, note: str) -> str:
+    """Mean ± std of a measured WGA; where no seed measured it, the note saying why (e.g. no group labels)."""
+    return note if not np.isfinite(mean) and note else _pm(mean, std)
+
+
 def _heading(benchmark: str, erm_mode: str, regime: str) -> str:
     return f"{benchmark} — ERM {erm_mode} — {regime} validation ({REGIME_PARAMETER} = {REGIMES.get(regime, '?')})"
 
@@ -321,8 +345,10 @@ def render_validity(rows: pd.DataFrame) -> list[str]:
     for row in validity_summary(rows).itertuples():
         card = {name: getattr(row, f"{name}_mean") for name in VALIDITY_COLUMNS}
         card["separates_methods"] = float(card["oracle_worst_group_accuracy"] >= 0.80 and card["headroom"] >= 0.10)
-        warning = validity_warning(card) if np.isfinite(card["headroom"]) else "no validity card recorded"
-        verdict = "separates methods" if not warning else "**" + warning.split(": ", 1)[0] + "**"
+        note = getattr(row, "validity_note", "")
+        warning = validity_warning(card) if np.isfinite(card["headroom"]) else note or "no validity card recorded"
+        verdict = ("separates methods" if not warning else f"**{note}**" if warning == note
+                   else "**" + warning.split(": ", 1)[0] + "**")
         lines.append(f"| {row.benchmark} | {row.erm_mode} | {row.regime} | {row.n_seeds} | "
                      + " | ".join(_pm(getattr(row, f"{name}_mean"), getattr(row, f"{name}_std"), sign="+" if name == "headroom" else "")
                                   for name in VALIDITY_COLUMNS) + f" | {verdict} |")
@@ -340,7 +366,7 @@ def render_paired(rows: pd.DataFrame) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples():
         lines.append(f"| {row.benchmark} | {row.erm_mode} | {row.regime} | {row.method} − {row.reference} | "
-                     f"{_pm(row.wga_diff_mean, row.wga_diff_std, sign='+')} | [{row.wga_diff_min:+.3f}, {row.wga_diff_max:+.3f}] | "
+                     f"{_pm(row.wga_diff_mean, row.wga_diff_std, sign='+')} | {_range(row.wga_diff_min, row.wga_diff_max)} | "
                      f"{_pm(row.mean_diff_mean, row.mean_diff_std, sign='+')} | {row.n_seeds} |")
     meanings = dict.fromkeys(f"- `{m} − {r}`: {meaning}" for m, r, meaning in PAIRED_DIFFERENCES
                              if ((table["method"] == m) & (table["reference"] == r)).any())
@@ -351,7 +377,10 @@ def render_mask_quality(rows: pd.DataFrame) -> list[str]:
     """Does the mask hit the shortcut? Mask precision / recall for the attribute neurons beside a random mask of
     the same size, per benchmark, ERM mode, regime and masking method (mean ± std over seeds)."""
     if "mask_precision" not in rows.columns or not rows["mask_recall"].notna().any():
-        return []
+        notes = rows.loc[rows["method"] == "erm", "wga_note"].dropna() if "wga_note" in rows.columns else pd.Series([], dtype=str)
+        unmeasured = next((note for note in notes if note), "")
+        return ["## Does the mask hit the shortcut?", "", f"Mask precision and recall: {unmeasured} (finding attribute "
+                "neurons needs the attribute).", ""] if unmeasured else []
     masked = _ordered(rows[rows["mask_recall"].notna()])
     lines = ["## Does the mask hit the shortcut?", "",
              "Attribute neurons: within-class AUROC of a neuron's test activation for the spurious attribute ≥ 0.7 or "
@@ -379,6 +408,7 @@ def harm_table(rows: pd.DataFrame) -> pd.DataFrame:
     erm = rows[rows["method"] == "erm"].set_index("run_id")["worst_group_accuracy"]
     candidates = rows[(rows["labels_used"] == "none") & (rows["method"] != "erm")]
     candidates = candidates.assign(delta=candidates["worst_group_accuracy"] - candidates["run_id"].map(erm))
+    candidates = candidates[candidates["delta"].notna()]  # runs without group labels have no WGA to be harmed in
     if "guard_would_fire" not in candidates.columns:
         candidates = candidates.assign(guard_would_fire=np.nan, guard_margin=np.nan)
     records = []
@@ -529,7 +559,7 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for row in table.itertuples():
             lines.append(
-                f"| {row.method} | {row.labels_used} | {_pm(row.wga_mean, row.wga_std)} | "
+                f"| {row.method} | {row.labels_used} | {_wga_cell(row.wga_mean, row.wga_std, row.wga_note)} | "
                 f"{_pm(row.mean_accuracy, row.mean_accuracy_std)} | {_pm(row.worst_class_accuracy, row.worst_class_std)} | "
                 f"{row.n_masked:.1f} | {row.seconds:.2f} | {_pm(row.ratio_to_reference, row.ratio_std, 2)} |")
         lines += ["", f"Seeds: {int(table['n_seeds'].max())}. ERM training {table['erm_seconds'].iloc[0]:.1f} s.", ""]
@@ -572,9 +602,12 @@ def plot_worst_group_accuracy(rows: pd.DataFrame):
         bars = axis.bar(positions, table["wga_mean"], yerr=table["wga_std"].fillna(0), capsize=3,
                         color=[colours.get(kind, "grey") for kind in table["labels_used"]],
                         hatch=["//" if method.startswith("neurontune") else "" for method in table["method"]])
-        axis.bar_label(bars, labels=[f"{value:.2f}" for value in table["wga_mean"]], fontsize=7, padding=2)
+        axis.bar_label(bars, labels=[f"{value:.2f}" if np.isfinite(value) else "n/m" for value in table["wga_mean"]],
+                       fontsize=7, padding=2)
         axis.set_xticks(positions, table["method"], rotation=55, ha="right", fontsize=7)
-        axis.set(title=f"{benchmark}, ERM {erm_mode}\n{regime} validation", ylim=(0, 1.08))
+        unmeasured = next((note for note in table["wga_note"] if note and not note.startswith("not fitted")), "")
+        axis.set(title=f"{benchmark}, ERM {erm_mode}\n{regime} validation" + (f"\nWGA {unmeasured}" if unmeasured else ""),
+                 ylim=(0, 1.08))
         axis.grid(axis="y", alpha=0.3)
     for axis in axes[:, 0]:
         axis.set_ylabel(f"worst-group accuracy ({REPORT_SPLIT})")

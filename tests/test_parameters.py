@@ -290,5 +290,5 @@ def test_a_typo_in_a_conf_file_names_the_file(ran_project):
     output = squeezed(result.stdout + result.stderr)
     assert result.returncode != 0
     assert squeezed("model_promotion.gate.min_delt: unknown key; did you mean 'min_delta'? (valid here: fail_on_refusal, "
-                    "max_mean_acc_drop, min_delta, require_same_data, split) (set in conf/ci/parameters.yml)") in output
+                    "max_mean_acc_drop, metric, min_delta, require_same_data, split) (set in conf/ci/parameters.yml)") in output
     assert snapshot(ran_project) == before and not (ran_project / "mlflow.db").exists()

@@ -11,32 +11,61 @@ from neurontune.tracking.cli import add_tracking_commands
 
 
 def summarise(metrics_path: Path, split: str = "test") -> str:
-    """The benchmark validity card, then a plain-text table of per-group accuracy, WGA and mean accuracy per method."""
-    from neurontune.core.metrics import validity_warning
-    from neurontune.methods import HARM, VALIDITY, method_entries
+    """The benchmark validity card, then a plain-text table of per-group accuracy, WGA and mean accuracy per method.
+
+    Where ``split`` has no group labels, the table shows per-class accuracy, worst-class and worst pseudo-group
+    accuracy instead, and says that WGA and the validity card are not measurable and why.
+    """
+    from neurontune.core.metrics import is_measured, validity_warning
+    from neurontune.methods import HARM, VALIDITY, method_entries, not_fitted_reason
 
     report = json.loads(metrics_path.read_text())
     metrics = method_entries(report)
+    fitted = {method: splits[split] for method, splits in metrics.items() if not not_fitted_reason(splits.get(split))}
     lines = []
     card = report.get(VALIDITY, {}).get(split)
-    if card:
+    if card and not is_measured(card["separates_methods"]):
+        lines += [f"benchmark validity on {split}: {card['separates_methods']}", ""]
+    elif card:
         lines += [f"benchmark validity on {split}: ERM mean accuracy {card['erm_mean_accuracy']:.3f}, ERM WGA "
                   f"{card['erm_worst_group_accuracy']:.3f}, oracle WGA {card['oracle_worst_group_accuracy']:.3f}, "
                   f"headroom {card['headroom']:+.3f}"]
         warning = validity_warning(card)
         lines += [f"WARNING: {warning}" if warning else "the benchmark can separate debiasing methods", ""]
-    groups = sorted({k for m in metrics.values() for k in m[split] if k.startswith("accuracy_group_")},
-                    key=lambda name: int(name.rsplit("_", 1)[1]))
-    header = f"{'method':<28}" + "".join(f"{'g' + g.rsplit('_', 1)[1]:>7}" for g in groups)
-    header += f"{'WGA':>7}{'mean':>7}{'w-mean':>8}{'w-class':>8}{'masked':>7}"
-    lines += [f"{split} split (w-mean = group accuracies weighted by training proportions)", header]
+    labelled = any(is_measured(row.get("worst_group_accuracy")) for row in fitted.values())
+    kind = "group" if labelled else "class"
+    cells = sorted({k for row in fitted.values() for k in row if k.startswith(f"accuracy_{kind}_")},
+                   key=lambda name: int(name.rsplit("_", 1)[1]))
+    header = f"{'method':<28}" + "".join(f"{kind[0] + c.rsplit('_', 1)[1]:>7}" for c in cells)
+    if labelled:
+        header += f"{'WGA':>7}{'mean':>7}{'w-mean':>8}{'w-class':>8}{'masked':>7}"
+        lines += [f"{split} split (w-mean = group accuracies weighted by training proportions)", header]
+    else:
+        note = next((row["worst_group_accuracy"] for row in fitted.values() if "worst_group_accuracy" in row), "not recorded")
+        header += f"{'mean':>7}{'w-class':>8}{'w-pseudo':>9}{'masked':>7}"
+        lines += [f"{split} split: worst-group accuracy (WGA) {note}; c<k> = accuracy of class k, w-pseudo = worst "
+                  "pseudo-group (class × ERM wrong) accuracy", header]
     for method, splits in metrics.items():
         row = splits[split]
-        line = f"{method:<28}" + "".join(f"{row.get(g, float('nan')):>7.3f}" for g in groups)
-        line += f"{row['worst_group_accuracy']:>7.3f}{row['mean_accuracy']:>7.3f}"
-        line += f"{row.get('mean_accuracy_train_weighted', float('nan')):>8.3f}{row['worst_class_accuracy']:>8.3f}{row['n_masked']:>7d}"
+        if not_fitted_reason(row):
+            lines.append(f"{method:<28}not fitted: {not_fitted_reason(row)}")
+            continue
+        line = f"{method:<28}" + "".join(f"{row.get(c, float('nan')):>7.3f}" for c in cells)
+        if labelled:
+            line += f"{row['worst_group_accuracy']:>7.3f}{row['mean_accuracy']:>7.3f}"
+            line += f"{_cell(row.get('mean_accuracy_train_weighted', float('nan'))):>8}{row['worst_class_accuracy']:>8.3f}{row['n_masked']:>7d}"
+        else:
+            line += f"{row['mean_accuracy']:>7.3f}{row['worst_class_accuracy']:>8.3f}"
+            line += f"{row.get('worst_pseudo_group_accuracy', float('nan')):>9.3f}{row['n_masked']:>7d}"
         lines.append(line + harm_flag(report.get(HARM, {}).get(method)))
+    unmeasured = sorted({value for row in fitted.values() for value in row.values() if isinstance(value, str)})
+    lines += [f"n/m = {note}" for note in unmeasured if labelled]
     return "\n".join(lines + harm_notes(report.get(HARM, {})))
+
+
+def _cell(value) -> str:
+    """A number with three decimals, ``nan`` for a missing one, ``n/m`` for one that was not measurable."""
+    return "n/m" if isinstance(value, str) else f"{value:.3f}"
 
 
 def harm_flag(harm: dict | None) -> str:
@@ -54,7 +83,9 @@ def harm_notes(harm: dict) -> list[str]:
     guarded = [method for method, entry in harm.items() if entry.get("selection", {}).get("guard_fired")]
     if not harm:
         return []
-    return ["", f"worse than ERM in worst-group accuracy (evaluation.harm.split): {', '.join(worse) or 'none'}",
+    by = {entry.get("worse_than_erm_by", "worst_group_accuracy") for entry in harm.values() if "worse_than_erm" in entry}
+    criterion = " / ".join(sorted(name.replace("_", "-", 1).replace("_", " ") for name in by)) or "worst-group accuracy"
+    return ["", f"worse than ERM in {criterion} (evaluation.harm.split): {', '.join(worse) or 'none'}",
             f"do-no-harm guard (label-free: selection-half criterion vs ERM) kept ERM's head for: {', '.join(guarded) or 'none'}"]
 
 

@@ -116,7 +116,7 @@ class LineageHook:
             dataset = mlflow.data.from_pandas(metadata, source=None if source is None else source.as_posix(),
                                               name=manifest["name"], digest=manifest["digest"][:32])
         tags = {"digest_sha256": manifest["digest"], "origin": manifest["source"],
-                "group_counts": json.dumps(manifest["group_counts"], sort_keys=True)}
+                "group_counts": json.dumps(manifest.get("group_counts", {}), sort_keys=True)}  # none without groups
         mlflow.log_input(dataset, context="benchmark", tags=tags)
         mlflow.set_tag("data_digest", manifest["digest"])
         logger.info("logged MLflow dataset input %s (%s)", manifest["name"], manifest["digest"][:12])

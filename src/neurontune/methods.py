@@ -312,3 +312,18 @@ def variant_roles(variant: Mapping) -> list[ScoringRole]:
     if variant["tune_set"] == "val_crossfit":
         return [scoring_role(rows, variant) for rows in ("val_ide", "val_sel", "val_all")]
     return [scoring_role(variant["identify_on"], variant)]
+
+
+#: A head that was not fitted holds this key (and nothing else), with why: a labelled baseline on data without
+#: validation group labels. Its candidate table has a column of that name, and its evaluation entry, per split,
+#: ``{NOT_FITTED: why}`` instead of numbers.
+NOT_FITTED = "not_fitted"
+
+
+def not_fitted_reason(entry) -> str | None:
+    """Why a head, a candidate table or one split's metrics was not fitted (``"no validation group labels"``);
+    None when it was fitted."""
+    if entry is None or NOT_FITTED not in entry:
+        return None
+    value = entry[NOT_FITTED]
+    return str(value.iloc[0] if hasattr(value, "iloc") else value)

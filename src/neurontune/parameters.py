@@ -35,6 +35,7 @@ from neurontune.data.tables import SPLITS
 from neurontune.models.distributed import DistributedSettings
 from neurontune.models.text import POOLINGS
 from neurontune.models.training import TRAINING_MODES
+from neurontune.tracking.promotion import AUTO, GATE_METRICS
 
 
 #: The method every other is compared with (the ERM model's own head).
@@ -516,7 +517,10 @@ class Gate(Schema):
     """Promote @challenger to @champion only when both margins hold on ``split``."""
 
     split: Split = Field(description="split whose numbers are compared")
-    min_delta: NonNegativeFloat = Field(description="required worst-group accuracy gain")
+    metric: _choices((AUTO, *GATE_METRICS)) = Field(
+        "auto", description="what the gain is measured in; auto = worst_group_accuracy where the gate split has group "
+                            "labels, else worst_class_accuracy (class labels only)")
+    min_delta: NonNegativeFloat = Field(description="required gain in the gate metric")
     max_mean_acc_drop: NonNegativeFloat = Field(description="largest allowed mean-accuracy fall")
     require_same_data: bool = Field(description="refuse when the versions were evaluated on different data")
     fail_on_refusal: bool = Field(description="a refused challenger fails the run (CI gating)")

@@ -169,3 +169,21 @@ def test_the_lever_ablation_lists_each_lever_and_the_cost_ratio(rows):
     lines = "\n".join(runner.render_lever_ablation(pd.concat([rows, plus, lever])))
     assert "| neurontune_plus | all four levers |" in lines and "| plus_lever_errors |" in lines
     assert "`neurontune_plus` / `neurontune`, per run: 1.50 ± 0.00" in lines
+
+
+def test_a_benchmark_without_group_labels_says_why_instead_of_a_wga(rows):
+    """Runs on data without group labels: no WGA, no validity card, labelled baselines not fitted — each says why."""
+    note = "not measurable: no group labels"
+    unlabelled = rows.assign(worst_group_accuracy=np.nan, wga_note=note, validity_erm_worst_group_accuracy=np.nan,
+                             validity_oracle_worst_group_accuracy=np.nan, validity_headroom=np.nan, validity_note=note)
+    unlabelled.loc[unlabelled["labels_used"] == "val_groups", "wga_note"] = "not fitted: no validation group labels"
+    meta = {"command": "c", "finished": "now", "git_commit": "abc", "machine": "cpu", "n_runs": 2, "total_seconds": 1.0,
+            "parent_run_id": "p", "experiment": "e"}
+    report = runner.render_report(unlabelled, meta, "plot.png")
+    assert f"| neurontune | none | {note} | 0.900 ± 0.000 | 0.850 ± 0.000 |" in report
+    assert "| dfr | val_groups | not fitted: no validation group labels | 0.900 ± 0.000 |" in report
+    assert f"| n/a | n/a | n/a | **{note}** |" in report
+    assert "## Harm rate" not in report and "[+nan" not in report
+    assert f"Mask precision and recall: {note} (finding attribute neurons needs the attribute)." in report
+    axis = runner.plot_worst_group_accuracy(unlabelled).axes[0]
+    assert axis.get_title().endswith(f"WGA {note}")

@@ -74,3 +74,28 @@ def test_stratified_split_shares_each_label_and_is_seeded():
 def test_stratified_split_rejects_bad_arguments(labels, fraction, message):
     with pytest.raises(ValueError, match=message):
         stratified_split(labels, fraction, seed=0)
+
+
+# ----------------------------------------------------------------- a split has group labels iff every row's group is known
+
+from neurontune.core.groups import UNKNOWN_GROUP, has_group_labels  # noqa: E402
+
+
+@pytest.mark.parametrize(("groups", "expected"), [
+    ([0, 1, 3, 2], True),
+    ([0, 1, UNKNOWN_GROUP], False),        # one unknown row makes the whole split unlabelled
+    ([UNKNOWN_GROUP] * 3, False),
+    ([0.0, 1.0, np.nan], False),           # a missing value (pandas reads absent ints as NaN)
+    ([2.0, 0.0], True),
+    ([], False),                           # an empty split has no group labels to use
+    (None, False),                         # no group column at all
+], ids=["known", "one_unknown", "all_unknown", "nan", "float_ids", "empty", "no_column"])
+def test_a_split_has_group_labels_only_when_every_row_is_known(groups, expected):
+    assert has_group_labels(None if groups is None else np.asarray(groups)) is expected
+
+
+def test_has_group_labels_rejects_what_is_not_a_vector_of_ids():
+    with pytest.raises(ValueError, match=r"groups must be a 1-D array of group ids \(or None\); got shape \(2, 1\)"):
+        has_group_labels(np.zeros((2, 1), dtype=int))
+    with pytest.raises(TypeError, match="groups must hold integer group ids"):
+        has_group_labels(np.array(["a", "b"]))

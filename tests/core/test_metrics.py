@@ -106,3 +106,93 @@ def test_change_against_reference_and_the_guard():
     assert guard_fires(float("nan"), 0.75, margin=0.0)  # no score never passes
     with pytest.raises(ValueError, match="margin must be a finite number"):
         guard_fires(0.8, 0.7, margin=float("nan"))
+
+
+
+# ----------------------------------------------------------------- without group labels
+
+from neurontune.core.metrics import (  # noqa: E402
+    NOT_MEASURABLE,
+    class_report,
+    is_measured,
+    measured_or_nan,
+    not_measurable,
+    pseudo_group_report,
+    split_report,
+    validity_card,
+    validity_warning,
+)
+
+Y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+PRED = np.array([0, 0, 0, 1, 1, 1, 0, 0])
+ERM_WRONG = np.array([False, False, True, True, False, True, True, False])
+
+
+def test_class_report_by_hand():
+    assert class_report(Y, PRED, 2) == pytest.approx({"accuracy_class_0": 0.75, "accuracy_class_1": 0.5,
+                                                      "worst_class_accuracy": 0.5, "mean_accuracy": 5 / 8})
+    assert set(class_report([0, 0], [0, 0], 3)) == {"accuracy_class_0", "worst_class_accuracy", "mean_accuracy"}
+    with pytest.raises(ValueError, match="empty split"):
+        class_report([], [], 2)
+
+
+def test_pseudo_group_report_by_hand():
+    """Pseudo-group 2·class + ERM wrong: class 0 right {0, 1}, wrong {2, 3}; class 1 right {4, 7}, wrong {5, 6}."""
+    report = pseudo_group_report(Y, PRED, ERM_WRONG, 2)
+    assert report == pytest.approx({"accuracy_pseudo_group_0": 1.0, "accuracy_pseudo_group_1": 0.5,
+                                    "accuracy_pseudo_group_2": 0.5, "accuracy_pseudo_group_3": 0.5,
+                                    "worst_pseudo_group_accuracy": 0.5})
+    assert "accuracy_pseudo_group_1" not in pseudo_group_report([0, 1], [0, 1], [False, False], 2)
+    with pytest.raises(ValueError, match="in_error_set must be a boolean array of shape"):
+        pseudo_group_report(Y, PRED, ERM_WRONG.astype(int), 2)
+
+
+def test_split_report_without_group_labels_says_so_instead_of_a_number():
+    for groups in (None, np.array([0, 0, 0, 1, 2, 2, 3, -1])):  # no group column; one unknown row
+        report = split_report(Y, PRED, 2, groups=groups, n_groups=4, reference_wrong=ERM_WRONG)
+        assert report["worst_group_accuracy"] == NOT_MEASURABLE == "not measurable: no group labels"
+        assert report["mean_accuracy_train_weighted"] == NOT_MEASURABLE
+        assert not any(key.startswith("accuracy_group_") for key in report)
+        assert report["worst_class_accuracy"] == 0.5 and report["worst_pseudo_group_accuracy"] == 0.5
+    assert "worst_pseudo_group_accuracy" not in split_report(Y, PRED, 2)
+
+
+def test_split_report_with_group_labels_keeps_group_reports_numbers():
+    groups = np.array([0, 0, 0, 1, 2, 2, 3, 3])
+    proportions = [0.45, 0.05, 0.05, 0.45]
+    report = split_report(Y, PRED, 2, groups=groups, n_groups=4, train_group_proportions=proportions)
+    expected = group_report(Y, PRED, groups, 2, 4, proportions)
+    assert {key: report[key] for key in expected} == expected and list(report)[:len(expected)] == list(expected)
+    assert report["accuracy_class_0"] == 0.75
+    test_only = split_report(Y, PRED, 2, groups=groups, n_groups=4)  # groups here, none on the training split
+    assert test_only["worst_group_accuracy"] == 0.0
+    assert test_only["mean_accuracy_train_weighted"] == "not measurable: no group labels on the training split"
+    with pytest.raises(ValueError, match="n_groups is needed"):
+        split_report(Y, PRED, 2, groups=groups)
+
+
+def test_is_measured_takes_finite_numbers_only():
+    assert [is_measured(value) for value in (0.0, 1, np.float32(0.5), np.int64(3))] == [True] * 4
+    assert [is_measured(value) for value in (NOT_MEASURABLE, None, float("nan"), float("inf"), True)] == [False] * 5
+    assert measured_or_nan(0.25) == 0.25 and np.isnan(measured_or_nan(NOT_MEASURABLE))
+    assert not_measurable("the oracle was not fitted") == "not measurable: the oracle was not fitted"
+
+
+def test_the_validity_card_without_group_labels_holds_the_reason():
+    erm = {"mean_accuracy": 0.9, "worst_group_accuracy": NOT_MEASURABLE}
+    oracle = {"worst_group_accuracy": not_measurable("oracle not fitted")}
+    card = validity_card(erm, oracle)
+    assert card == {"erm_mean_accuracy": 0.9, "erm_worst_group_accuracy": NOT_MEASURABLE,
+                    "oracle_worst_group_accuracy": "not measurable: oracle not fitted", "headroom": NOT_MEASURABLE,
+                    "separates_methods": NOT_MEASURABLE}
+    assert validity_warning(card) is None
+    only_oracle = validity_card({"mean_accuracy": 0.9, "worst_group_accuracy": 0.5}, oracle)
+    assert only_oracle["erm_worst_group_accuracy"] == 0.5 and only_oracle["headroom"] == "not measurable: oracle not fitted"
+
+
+def test_a_change_in_an_unmeasured_metric_is_the_note():
+    method = {"worst_group_accuracy": NOT_MEASURABLE, "mean_accuracy": 0.9, "worst_class_accuracy": 0.7}
+    erm = {"worst_group_accuracy": NOT_MEASURABLE, "mean_accuracy": 0.8, "worst_class_accuracy": 0.6}
+    change = change_against_reference(method, erm, ("worst_group_accuracy", "mean_accuracy", "worst_class_accuracy"))
+    assert change["delta_worst_group_accuracy"] == NOT_MEASURABLE
+    assert change["delta_mean_accuracy"] == pytest.approx(0.1) and change["delta_worst_class_accuracy"] == pytest.approx(0.1)

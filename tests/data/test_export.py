@@ -70,3 +70,10 @@ def test_console_command_writes_the_file(tiny_run, tmp_path, monkeypatch):
     assert console.main(["export-embeddings", "--output", "out/export.npz"]) == 0
     with np.load(tmp_path / "out" / "export.npz") as arrays:
         assert {"x_train", "x_val", "x_test", "y_test", "g_val", "w0", "b0"} <= set(arrays.files)
+
+
+def test_data_without_group_labels_exports_without_group_arrays(tiny_run):
+    caches = {split: tiny_run[f"embeddings_{split}"] for split in ("train", "val", "test")}
+    arrays = embedding_export(caches, tiny_run["raw_metadata"].drop(columns=["a", "group"]), tiny_run["erm_head"])
+    assert not [key for key in arrays if key[:2] in ("g_", "a_")]
+    np.testing.assert_array_equal(arrays["y_test"], tiny_run["embeddings_test"]["y"])

@@ -57,3 +57,14 @@ def test_split_arrays_checks_alignment():
 
 def test_group_counts_layout():
     assert group_counts(table())["train"] == {"y=0,a=0": 1, "y=1,a=1": 1}
+
+
+def test_which_splits_have_group_labels():
+    from neurontune.data.tables import split_groups, splits_with_groups
+
+    table = pd.DataFrame({"sample_id": range(6), "split": ["train", "train", "val", "val", "test", "test"],
+                          "y": [0, 1, 0, 1, 0, 1], "a": [-1, -1, 0, -1, 0, 1], "group": [-1, -1, 0, -1, 0, 3]})
+    assert splits_with_groups(table) == {"train": False, "val": False, "test": True}
+    assert split_groups(table, "test").tolist() == [0, 3]
+    assert splits_with_groups(table.drop(columns=["a", "group"])) == dict.fromkeys(("train", "val", "test"), False)
+    assert split_groups(table.drop(columns=["a", "group"]), "test") is None

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from neurontune.console import main
-from neurontune.tracking.explain import _rebuild
+from neurontune.tracking.explain import _rebuild, format_explanation
 
 from .conftest import MODEL_NAME
 
@@ -67,6 +67,15 @@ def test_the_masked_neuron_table_is_rebuilt_from_head_scores_and_aurocs(tmp_path
     crossfit, _ = _rebuild(fetched, {**params, "neurontune_regulation.variants.toy.tune_set": "val_crossfit"}, "toy")
     assert crossfit["neuron"].tolist() == [1, 3]  # δ from all of validation: 0.9 vs 0.3
     assert _rebuild({**fetched, "aurocs": None}, params, "toy") == (None, None)
+    # evaluated without group labels: the AUROC table has the neurons only, and the account says what is not measurable
+    pd.DataFrame({"neuron": range(4), "masked_toy": [False, True, False, True]}).to_parquet(aurocs)
+    table, quality = _rebuild(fetched, params, "toy")
+    assert list(table.columns) == ["neuron", "delta"] and table["neuron"].tolist() == [3, 1]
+    assert quality == {"n_masked": 2, "n_neurons": 4, "not_measurable": "not measurable: no group labels"}
+    text = format_explanation({"model": {"name": "m", "version": "1", "aliases": [], "method": "toy", "run_id": "r",
+                                         "guard": {}}, "masked": table, "recomputed": quality, "recorded": None, "files": []})
+    assert "mask: 2 of 4 neurons; does the mask hit the shortcut? not measurable: no group labels" in text
+    assert "attribute AUROC" not in text and "      3   +0.700" in text
 
 
 def test_a_promotion_only_version_points_to_the_run_that_fitted_it(trained_project, explain):

@@ -12,13 +12,13 @@ GATE = {"min_delta": 0.01, "max_mean_acc_drop": 0.02}
 
 
 def candidate(version, wga, mean, digest="d"):
-    return Candidate(version=version, worst_group_accuracy=wga, mean_accuracy=mean, data_digest=digest)
+    return Candidate(version=version, score=wga, mean_accuracy=mean, data_digest=digest)
 
 
 def test_first_model_without_erm_reference_becomes_champion():
     decision = decide_promotion(candidate(1, 0.3, 0.8), None, **GATE)
     assert decision.status == PROMOTED and decision.promote and decision.compared_with is None
-    assert decision.champion_version is None and decision.worst_group_accuracy_gain is None
+    assert decision.champion_version is None and decision.score_gain is None
 
 
 def test_first_model_must_beat_erm():
@@ -26,7 +26,7 @@ def test_first_model_must_beat_erm():
     erm = candidate(0, 0.60, 0.90)
     promoted = decide_promotion(candidate(1, 0.62, 0.89), None, **GATE, erm=erm)
     assert promoted.status == PROMOTED and promoted.compared_with == "erm" and promoted.champion_version is None
-    assert promoted.worst_group_accuracy_gain == pytest.approx(0.02) and promoted.erm_worst_group_accuracy == 0.60
+    assert promoted.score_gain == pytest.approx(0.02) and promoted.erm_score == 0.60
     for challenger, reason in ((candidate(1, 0.605, 0.95), "min_delta"), (candidate(1, 0.50, 0.95), "min_delta"),
                                (candidate(1, 0.70, 0.85), "max_mean_acc_drop")):
         refused = decide_promotion(challenger, None, **GATE, erm=erm)
@@ -39,13 +39,13 @@ def test_first_model_must_beat_erm():
 def test_with_a_champion_erm_is_only_recorded():
     decision = decide_promotion(candidate(3, 0.85, 0.90), candidate(2, 0.80, 0.91), **GATE, erm=candidate(0, 0.9, 0.95))
     assert decision.status == PROMOTED and decision.compared_with == "champion v2"
-    assert decision.erm_worst_group_accuracy == 0.9
+    assert decision.erm_score == 0.9
 
 
 def test_promotes_when_wga_gain_and_mean_drop_both_hold():
     decision = decide_promotion(candidate(3, 0.85, 0.90), candidate(2, 0.80, 0.91), **GATE)
     assert decision.status == PROMOTED
-    assert decision.worst_group_accuracy_gain == pytest.approx(0.05)
+    assert decision.score_gain == pytest.approx(0.05)
     assert decision.mean_accuracy_drop == pytest.approx(0.01)
 
 
@@ -159,9 +159,9 @@ def test_what_each_refusal_was_compared_with():
                                   (candidate(3, 0.9, 0.9, "x"), candidate(2, 0.8, 0.9, "y"))):
         assert decide_promotion(challenger, reference, **GATE).compared_with == "champion v2"
     already = decide_promotion(candidate(2, 0.8, 0.9), champion, **GATE)
-    assert already.champion_version == 2 and already.champion_worst_group_accuracy == 0.80
+    assert already.champion_version == 2 and already.champion_score == 0.80
     unscored = decide_promotion(candidate(3, math.nan, 0.9), champion, **GATE)  # nothing compared: no gain or drop
-    assert unscored.compared_with is None and unscored.worst_group_accuracy_gain is None and unscored.mean_accuracy_drop is None
+    assert unscored.compared_with is None and unscored.score_gain is None and unscored.mean_accuracy_drop is None
 
 
 @pytest.mark.parametrize(("challenger", "champion"), [
@@ -194,3 +194,43 @@ def test_zero_thresholds_are_allowed_and_bad_ones_are_named(name):
 def test_gate_errors_name_the_full_parameter_path():
     with pytest.raises(ValueError, match=r"model_promotion\.gate\.min_delta: must be a number"):
         validate_gate({**VALID_GATE, "min_delta": "abc"}, ["test"])
+
+
+# Groups optional (issue 24): the gate decides on worst-class accuracy where the gate split has no group labels.
+
+from neurontune.tracking.promotion import resolve_gate_metric  # noqa: E402
+
+NO_GROUPS = {"worst_group_accuracy": "not measurable: no group labels", "worst_class_accuracy": 0.7, "mean_accuracy": 0.8}
+WITH_GROUPS = {"worst_group_accuracy": 0.6, "worst_class_accuracy": 0.7, "mean_accuracy": 0.8}
+
+
+def test_auto_picks_worst_group_accuracy_only_where_it_was_measured():
+    assert resolve_gate_metric("auto", WITH_GROUPS) == "worst_group_accuracy"
+    assert resolve_gate_metric("auto", NO_GROUPS) == "worst_class_accuracy"
+    assert resolve_gate_metric("auto", {"worst_class_accuracy": 0.7}) == "worst_class_accuracy"
+    assert resolve_gate_metric("worst_class_accuracy", WITH_GROUPS) == "worst_class_accuracy"
+    with pytest.raises(ValueError, match=r"gate.metric is worst_group_accuracy, but test has no worst-group accuracy "
+                                         r"\(not measurable: no group labels\); set metric: auto"):
+        resolve_gate_metric("worst_group_accuracy", NO_GROUPS, "test")
+    with pytest.raises(ValueError, match=r"gate.metric must be one of \['auto', 'worst_group_accuracy', "
+                                         r"'worst_class_accuracy'\]; got 'wga'"):
+        resolve_gate_metric("wga", WITH_GROUPS)
+
+
+def test_a_worst_class_decision_names_its_metric_in_every_field_and_reason():
+    erm = candidate(0, 0.60, 0.90)
+    decision = decide_promotion(candidate(1, 0.62, 0.89), None, **GATE, erm=erm, metric="worst_class_accuracy")
+    assert decision.status == PROMOTED and decision.metric == "worst_class_accuracy"
+    assert decision.reason == ("no champion yet, so ERM is the reference (the implicit first champion): worst-class "
+                               "accuracy gain +0.0200 >= 0.0100 and mean accuracy drop 0.0100 <= 0.0200")
+    record = decision.to_dict()
+    assert record["worst_class_accuracy_gain"] == pytest.approx(0.02) and record["erm_worst_class_accuracy"] == 0.60
+    assert record["challenger_worst_class_accuracy"] == 0.62 and record["champion_worst_class_accuracy"] is None
+    assert not [key for key in record if "worst_group" in key]
+    refused = decide_promotion(candidate(3, 0.9, 0.8), candidate(2, 0.8, 0.9), **GATE, metric="worst_class_accuracy")
+    assert refused.reason == ("mean accuracy drop 0.1000 > max_mean_acc_drop 0.0200 (worst-class accuracy gain +0.1000)")
+    unscored = decide_promotion(candidate(3, math.nan, 0.9), None, **GATE, metric="worst_class_accuracy")
+    assert unscored.reason == "challenger has no finite worst-class / mean accuracy recorded"
+    assert decide_promotion(candidate(3, 0.9, 0.9), None, **GATE).metric == "worst_group_accuracy"  # the default
+    with pytest.raises(ValueError, match=r"metric must be one of \['worst_group_accuracy', 'worst_class_accuracy'\]"):
+        decide_promotion(candidate(3, 0.9, 0.9), None, **GATE, metric="auto")

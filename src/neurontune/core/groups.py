@@ -13,6 +13,30 @@ import numpy as np
 from neurontune.core._validation import check_labels
 
 
+#: The group id of a sample whose group is not known (e.g. groups given on the test split only).
+UNKNOWN_GROUP = -1
+
+
+def has_group_labels(groups) -> bool:
+    """Whether a split has group labels: it has samples and every one of them has a known group (id >= 0).
+
+    The one rule every stage applies. ``groups`` is the split's group ids, shape (N,), or None when the
+    data has no group column at all; :data:`UNKNOWN_GROUP` (-1) or a missing value (NaN) marks a sample
+    whose group is not known, and one such sample makes the whole split unlabelled.
+    """
+    if groups is None:
+        return False
+    groups = np.asarray(groups)
+    if groups.ndim != 1:
+        raise ValueError(f"groups must be a 1-D array of group ids (or None); got shape {groups.shape}.")
+    if groups.size == 0:
+        return False
+    if not np.issubdtype(groups.dtype, np.number) or np.issubdtype(groups.dtype, np.complexfloating):
+        raise TypeError(f"groups must hold integer group ids (-1 = unknown); got dtype {groups.dtype}.")
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isfinite(groups)) and np.all(groups >= 0))
+
+
 def group_ids(y, a, n_classes: int, n_attributes: int) -> np.ndarray:
     """Group id ``y * n_attributes + a`` for each sample, shape (N,)."""
     y = check_labels(y, n_classes, "y")

@@ -5,7 +5,31 @@ from __future__ import annotations
 import numpy as np
 
 from neurontune.core._validation import check_labels
-from neurontune.core.groups import per_group_accuracy
+from neurontune.core.groups import has_group_labels, per_group_accuracy
+
+#: Why a number that needs group labels is not reported, in every report (metrics.json, tables, plots, tags).
+NO_GROUP_LABELS = "no group labels"
+NOT_MEASURED_PREFIX = "not measurable: "
+
+
+def not_measurable(reason: str = NO_GROUP_LABELS) -> str:
+    """The note a report holds instead of a number it cannot measure, e.g. ``not measurable: no group labels``."""
+    return NOT_MEASURED_PREFIX + reason
+
+
+#: The note for worst-group accuracy (and every number built on it) on a split without group labels.
+NOT_MEASURABLE = not_measurable()
+
+
+def is_measured(value) -> bool:
+    """True for a finite real number; False for a "not measurable: …" note, None, NaN or a missing value."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)))
+
+
+def measured_or_nan(value) -> float:
+    """A measured number as a float, NaN for anything else (a note): for arithmetic and sorting only, never for display."""
+    return float(value) if is_measured(value) else float("nan")
 
 
 def worst_class_accuracy(y_true, y_pred, n_classes: int) -> float:
@@ -57,6 +81,88 @@ def group_report(y_true, y_pred, groups, n_classes: int, n_groups: int, train_gr
     return report
 
 
+def class_report(y_true, y_pred, n_classes: int) -> dict:
+    """The metrics that need class labels only: ``accuracy_class_<k>`` for each present class,
+    ``worst_class_accuracy`` and ``mean_accuracy`` (plain, over samples).
+
+    Parameters
+    ----------
+    y_true, y_pred : array of int, shape (N,), N > 0
+    n_classes : int
+    """
+    y_true = check_labels(y_true, n_classes, "y_true")
+    y_pred = check_labels(y_pred, n_classes, "y_pred", n_samples=y_true.shape[0])
+    if y_true.size == 0:
+        raise ValueError("cannot report accuracy on an empty split (0 samples).")
+    accuracy = per_group_accuracy(y_true, y_pred, y_true, n_classes)
+    report = {f"accuracy_class_{k}": float(v) for k, v in enumerate(accuracy) if np.isfinite(v)}
+    report["worst_class_accuracy"] = float(np.nanmin(accuracy))
+    report["mean_accuracy"] = mean_accuracy(y_true, y_pred)
+    return report
+
+
+def pseudo_group_report(y_true, y_pred, reference_wrong, n_classes: int) -> dict:
+    """Accuracy on the label-free pseudo-groups: (class, whether a reference model — ERM — got the sample wrong).
+
+    Pseudo-group ``2·class + wrong`` (:func:`neurontune.core.errors.pseudo_groups`): odd ids are the reference's
+    error set of each class, where a debiased head has to improve; the reference itself scores 0 there.
+
+    Parameters
+    ----------
+    y_true, y_pred : array of int, shape (N,)
+    reference_wrong : bool array, shape (N,): True where the reference model's prediction is wrong
+    n_classes : int
+
+    Returns
+    -------
+    dict with ``accuracy_pseudo_group_<k>`` for each populated pseudo-group and ``worst_pseudo_group_accuracy``.
+    """
+    from neurontune.core.errors import pseudo_groups
+
+    y_true = check_labels(y_true, n_classes, "y_true")
+    y_pred = check_labels(y_pred, n_classes, "y_pred", n_samples=y_true.shape[0])
+    if y_true.size == 0:
+        raise ValueError("cannot report accuracy on an empty split (0 samples).")
+    groups = pseudo_groups(y_true, np.asarray(reference_wrong))
+    accuracy = per_group_accuracy(y_true, y_pred, groups, 2 * n_classes)
+    report = {f"accuracy_pseudo_group_{k}": float(v) for k, v in enumerate(accuracy) if np.isfinite(v)}
+    report["worst_pseudo_group_accuracy"] = float(np.nanmin(accuracy))
+    return report
+
+
+def split_report(y_true, y_pred, n_classes: int, *, groups=None, n_groups: int | None = None,
+                 train_group_proportions=None, reference_wrong=None) -> dict:
+    """Every evaluation metric for one split, with or without group labels.
+
+    Where the split has group labels (:func:`neurontune.core.groups.has_group_labels`), the numbers of
+    :func:`group_report`; where it has none, ``worst_group_accuracy`` and ``mean_accuracy_train_weighted`` hold
+    :data:`NOT_MEASURABLE` instead of a number (so does the weighted mean when only the training split lacks
+    groups). Always the class-level numbers of :func:`class_report`, and the pseudo-group numbers of
+    :func:`pseudo_group_report` when ``reference_wrong`` is given.
+
+    Parameters
+    ----------
+    y_true, y_pred : array of int, shape (N,)
+    n_classes : int
+    groups : array of int, shape (N,), or None (no group column); -1 = unknown group
+    n_groups : int, needed when ``groups`` are known
+    train_group_proportions : array, shape (n_groups,), or None when the training split has no group labels
+    reference_wrong : bool array, shape (N,), optional
+    """
+    if has_group_labels(groups):
+        if n_groups is None:
+            raise ValueError("n_groups is needed to report accuracy per group; got None.")
+        report = group_report(y_true, y_pred, groups, n_classes, n_groups, train_group_proportions)
+        if train_group_proportions is None:
+            report["mean_accuracy_train_weighted"] = not_measurable("no group labels on the training split")
+    else:
+        report = {"worst_group_accuracy": NOT_MEASURABLE, "mean_accuracy_train_weighted": NOT_MEASURABLE}
+    report.update(class_report(y_true, y_pred, n_classes))
+    if reference_wrong is not None:
+        report.update(pseudo_group_report(y_true, y_pred, reference_wrong, n_classes))
+    return report
+
+
 def overlapping_group_report(y_true, y_pred, members: dict, n_classes: int) -> dict:
     """Accuracy of each (attribute, class) group when attributes overlap (CivilComments' identities).
 
@@ -102,8 +208,15 @@ def validity_card(erm: dict, oracle: dict, *, min_oracle_worst_group_accuracy: f
     -------
     dict with ``erm_mean_accuracy``, ``erm_worst_group_accuracy``, ``oracle_worst_group_accuracy``,
     ``headroom`` (oracle WGA − ERM WGA) and ``separates_methods`` (1.0 when the oracle reaches
-    ``min_oracle_worst_group_accuracy`` and the headroom ``min_headroom``, else 0.0).
+    ``min_oracle_worst_group_accuracy`` and the headroom ``min_headroom``, else 0.0). When either worst-group
+    accuracy is not measured (a split without group labels, an oracle that could not be fitted), the card holds
+    the first note saying why in place of every number built on them.
     """
+    notes = [report["worst_group_accuracy"] for report in (erm, oracle) if not is_measured(report["worst_group_accuracy"])]
+    if notes:
+        return {"erm_mean_accuracy": float(erm["mean_accuracy"]), "erm_worst_group_accuracy": erm["worst_group_accuracy"],
+                "oracle_worst_group_accuracy": oracle["worst_group_accuracy"], "headroom": notes[0],
+                "separates_methods": notes[0]}
     card = {
         "erm_mean_accuracy": float(erm["mean_accuracy"]),
         "erm_worst_group_accuracy": float(erm["worst_group_accuracy"]),
@@ -117,8 +230,9 @@ def validity_card(erm: dict, oracle: dict, *, min_oracle_worst_group_accuracy: f
 
 def validity_warning(card: dict, *, min_oracle_worst_group_accuracy: float = MIN_ORACLE_WORST_GROUP_ACCURACY,
                      min_headroom: float = MIN_HEADROOM) -> str | None:
-    """The warning a report prints for a card that fails a threshold, else None."""
-    if card["separates_methods"]:
+    """The warning a report prints for a card that fails a threshold, else None (also for a card that could not
+    be measured: its notes say why)."""
+    if not is_measured(card["separates_methods"]) or card["separates_methods"]:
         return None
     reasons = []
     if card["oracle_worst_group_accuracy"] < min_oracle_worst_group_accuracy:
@@ -241,14 +355,21 @@ def mask_hits(masked, relevant) -> dict:
 
 #: The per-split numbers a method is compared on with ERM.
 HARM_METRICS = ("worst_group_accuracy", "mean_accuracy")
+#: What "worse than ERM" is judged by where worst-group accuracy cannot be measured (class labels only).
+LABEL_FREE_HARM_METRIC = "worst_class_accuracy"
 
 
 def change_against_reference(method: dict, reference: dict, metrics=HARM_METRICS) -> dict:
-    """``delta_<metric>`` = method − reference for each of ``metrics``, from two reports of one split."""
+    """``delta_<metric>`` = method − reference for each of ``metrics``, from two reports of one split; a metric
+    either report could not measure gives its note (e.g. ``not measurable: no group labels``), not a number."""
     missing = [name for name in metrics if name not in method or name not in reference]
     if missing:
         raise ValueError(f"both reports need {list(metrics)}; {missing} missing.")
-    return {f"delta_{name}": float(method[name]) - float(reference[name]) for name in metrics}
+    changes = {}
+    for name in metrics:
+        notes = [report[name] for report in (method, reference) if not is_measured(report[name])]
+        changes[f"delta_{name}"] = notes[0] if notes else float(method[name]) - float(reference[name])
+    return changes
 
 
 def guard_fires(score: float, reference_score: float, margin: float) -> bool:

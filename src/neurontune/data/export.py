@@ -23,8 +23,8 @@ def embedding_export(caches: dict[str, dict], metadata: pd.DataFrame, erm_head: 
 
     Returns
     -------
-    dict with ``x_<split>`` (N, M) float32, ``y_<split>``, ``g_<split>`` (group ids),
-    ``a_<split>`` (spurious attribute), ``sample_id_<split>`` (N,) int64, and the ERM head
+    dict with ``x_<split>`` (N, M) float32, ``y_<split>``, ``g_<split>`` (group ids) and
+    ``a_<split>`` (spurious attribute) where the metadata has them (-1 = unknown), ``sample_id_<split>`` (N,) int64, and the ERM head
     ``w0`` (C, M), ``b0`` (C,).
     """
     missing = [split for split in SPLITS if split not in caches]
@@ -42,8 +42,9 @@ def embedding_export(caches: dict[str, dict], metadata: pd.DataFrame, erm_head: 
             raise ValueError(f"{split}: cached labels disagree with the metadata; the cache is stale, rerun the pipeline.")
         arrays[f"x_{split}"] = np.asarray(cache["embeddings"], dtype=np.float32)
         arrays[f"y_{split}"] = np.asarray(cache["y"], dtype=np.int64)
-        arrays[f"g_{split}"] = rows["group"].to_numpy(dtype=np.int64)
-        arrays[f"a_{split}"] = rows["a"].to_numpy(dtype=np.int64)
+        for key, column in (("g", "group"), ("a", "a")):  # optional: absent without group labels, -1 = unknown
+            if column in rows.columns:
+                arrays[f"{key}_{split}"] = rows[column].to_numpy(dtype=np.int64)
         arrays[f"sample_id_{split}"] = np.asarray(cache["sample_id"], dtype=np.int64)
     weight, bias = np.asarray(erm_head["weight"]), np.asarray(erm_head["bias"])
     if weight.ndim != 2 or bias.shape != (weight.shape[0],) or weight.shape[1] != arrays["x_train"].shape[1]:

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from neurontune.core.groups import group_ids
+from neurontune.core.groups import group_ids, has_group_labels
 
 SPLITS = ("train", "val", "test")
 METADATA_COLUMNS = ("sample_id", "split", "y", "a", "group")
@@ -88,3 +88,15 @@ def split_arrays(inputs: np.ndarray, labels_table: pd.DataFrame, split: str) -> 
     if rows.size == 0:
         raise ValueError(f"split {split!r} is empty; every split in {list(SPLITS)} needs samples.")
     return inputs[rows], labels_table["y"].to_numpy()[rows], labels_table["sample_id"].to_numpy()[rows]
+
+
+def split_groups(metadata: pd.DataFrame, split: str) -> np.ndarray | None:
+    """Group ids of ``split``'s rows in table order (-1 = unknown), or None when the table has no ``group`` column."""
+    if "group" not in metadata.columns:
+        return None
+    return metadata["group"].to_numpy()[split_indices(metadata, split)]
+
+
+def splits_with_groups(metadata: pd.DataFrame) -> dict[str, bool]:
+    """``{split: whether it has group labels}`` by the one rule, :func:`neurontune.core.groups.has_group_labels`."""
+    return {split: has_group_labels(split_groups(metadata, split)) for split in SPLITS}

@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from neurontune.core import LinearHead
-from neurontune.core.metrics import mask_hits
+from neurontune.core.metrics import NOT_MEASURABLE, mask_hits
 from neurontune.core.roles import scores_of
 from neurontune.methods import mask_role
 from neurontune.parameters import Variant
@@ -84,6 +84,9 @@ def format_explanation(explanation: dict, n_rows: int = 15) -> str:
     if recomputed is None:
         lines.append(f"run {model['run_id']} has no head or neuron AUROC table of {model['method']} among its artifacts "
                      "(a promotion-only run?): name the run that fitted it with --run-id")
+    elif "not_measurable" in recomputed:
+        lines.append(f"mask: {recomputed['n_masked']} of {recomputed['n_neurons']} neurons; does the mask hit the "
+                     f"shortcut? {recomputed['not_measurable']}")
     else:
         lines.append(f"mask: {recomputed['n_masked']} of {recomputed['n_neurons']} neurons; attribute neurons "
                      f"(AUROC >= {recomputed['auroc_threshold']:.2f} or <= {1 - recomputed['auroc_threshold']:.2f}): "
@@ -97,9 +100,10 @@ def format_explanation(explanation: dict, n_rows: int = 15) -> str:
                          f"precision {recorded['precision']:.3f}, recall {recorded['recall']:.3f} (differs!)"))
     masked = explanation["masked"]
     if masked is not None and len(masked):
+        aurocs = "attribute_auroc" in masked.columns  # measured only where evaluation had group labels
         lines += ["", f"masked neurons (largest δ first; {min(n_rows, len(masked))} of {len(masked)}):",
-                  f"{'neuron':>7}{'δ':>9}{'attribute AUROC':>17}{'core AUROC':>12}"]
-        lines += [f"{row.neuron:>7d}{row.delta:>+9.3f}{row.attribute_auroc:>17.3f}{row.core_auroc:>12.3f}"
+                  f"{'neuron':>7}{'δ':>9}" + (f"{'attribute AUROC':>17}{'core AUROC':>12}" if aurocs else "")]
+        lines += [f"{row.neuron:>7d}{row.delta:>+9.3f}" + (f"{row.attribute_auroc:>17.3f}{row.core_auroc:>12.3f}" if aurocs else "")
                   for row in masked.head(n_rows).itertuples()]
     lines += ["", "files:"] + [f"  {path}" for path in explanation["files"]] if explanation["files"] else []
     return "\n".join(lines)
@@ -135,9 +139,13 @@ def _rebuild(fetched: dict, params: dict, method: str) -> tuple[pd.DataFrame | N
     with np.load(fetched["head"]) as head:
         masked = LinearHead.from_arrays(head["weight"], head["bias"], head["keep"]).suppressed
     aurocs = pd.read_parquet(fetched["aurocs"])
-    quality = {**mask_hits(masked, aurocs["attribute_neuron"].to_numpy(dtype=bool)),
-               "auroc_threshold": float(params.get(THRESHOLD_PARAMETER, "nan"))}
-    table = aurocs.loc[masked, ["neuron", "attribute_auroc", "core_auroc"]].copy()
+    if "attribute_neuron" not in aurocs.columns:  # evaluated without group labels: no attribute to compare with
+        quality = {"n_masked": int(masked.sum()), "n_neurons": int(masked.size), "not_measurable": NOT_MEASURABLE}
+        table = aurocs.loc[masked, ["neuron"]].copy()
+    else:
+        quality = {**mask_hits(masked, aurocs["attribute_neuron"].to_numpy(dtype=bool)),
+                   "auroc_threshold": float(params.get(THRESHOLD_PARAMETER, "nan"))}
+        table = aurocs.loc[masked, ["neuron", "attribute_auroc", "core_auroc"]].copy()
     role = mask_role(_variant(params, method))
     table.insert(1, "delta", _deltas(fetched["scores"], role, masked))
     return table.sort_values("delta", ascending=False, kind="stable").reset_index(drop=True), quality

@@ -88,10 +88,13 @@ def register_debiased_model(bundle: dict, *, alias: str, artifact_name: str = "d
     version = str(info.registered_model_version)
     tags = {**metadata, MODEL_DIGEST_TAG: digest, "git_commit": _run_tag(client, info.run_id, "git_commit") or "unknown",
             **bundle.get("version_tags", {})}
+    from neurontune.core.metrics import is_measured  # neurontune.core loads torch: only when registering
+
     for split, values in bundle["evaluation"].items():
         for metric in RECORDED_METRICS:
-            if metric in values:
-                tags[f"{EVAL_TAG_PREFIX}{split}.{metric}"] = repr(float(values[metric]))
+            if metric in values:  # a number, or the note saying why it was not measured (no group labels)
+                tags[f"{EVAL_TAG_PREFIX}{split}.{metric}"] = (repr(float(values[metric])) if is_measured(values[metric])
+                                                              else str(values[metric]))
     with permitted(f"tag version {version} of {name}", uri):
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, str(value))
@@ -104,13 +107,23 @@ def register_debiased_model(bundle: dict, *, alias: str, artifact_name: str = "d
 
 
 def describe_version(method: str, evaluation: dict, decision: dict | None = None) -> str:
-    """The version's description in the MLflow UI: method, worst-group accuracy per split, gate decision."""
-    numbers = ", ".join(f"{split} WGA {values['worst_group_accuracy']:.3f}" for split, values in sorted(evaluation.items())
+    """The version's description in the MLflow UI: method, worst-group accuracy per split (worst-class accuracy
+    where WGA was not measurable), gate decision."""
+    numbers = ", ".join(_describe_split(split, values) for split, values in sorted(evaluation.items())
                         if "worst_group_accuracy" in values)
     text = f"{method}: {numbers or 'no worst-group accuracy recorded'}."
     if decision is not None:
         text += f" Gate ({decision.get('split', '?')}): {decision['status']} — {decision['reason']}."
     return text
+
+
+def _describe_split(split: str, values: dict) -> str:
+    from neurontune.core.metrics import is_measured
+
+    wga, worst_class = values["worst_group_accuracy"], values.get("worst_class_accuracy")
+    if is_measured(wga):
+        return f"{split} WGA {wga:.3f}"
+    return f"{split} WGA {wga}" + (f", worst-class {worst_class:.3f}" if is_measured(worst_class) else "")
 
 
 def version_record(client: MlflowClient, name: str, version: str | int) -> dict:
@@ -121,7 +134,7 @@ def version_record(client: MlflowClient, name: str, version: str | int) -> dict:
     for key, value in tags.items():
         if key.startswith(EVAL_TAG_PREFIX):
             split, metric = key[len(EVAL_TAG_PREFIX):].split(".", 1)
-            metrics.setdefault(split, {})[metric] = float(value)
+            metrics.setdefault(split, {})[metric] = _tag_value(value)
     return {
         "registered_model_name": name,
         "version": str(model_version.version),
@@ -135,6 +148,14 @@ def version_record(client: MlflowClient, name: str, version: str | int) -> dict:
         "metrics": metrics,
         "data_digest": tags.get("data_digest"),
     }
+
+
+def _tag_value(value: str) -> float | str:
+    """An ``eval.*`` tag: its number, or the note recorded instead of one (``not measurable: no group labels``)."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

@@ -57,3 +57,17 @@ def test_labels_used_declaration_covers_every_evaluated_method(tiny_run):
     assert declared == {name: method.labels_used for name, method in REGISTRY.items()}
     with pytest.raises(ValueError, match="no labels-used declaration"):
         declare_labels_used({"mystery_method": {}}, {"erm": "none"})
+
+
+def test_a_labelled_baseline_without_validation_groups_is_recorded_as_not_fitted(tiny_run, parameters, caplog):
+    """No group column, or groups on the test split only: the run goes on, and the result says why it is empty."""
+    settings, methods = parameters["baselines"]["settings"], parameters["baselines"]["methods"]
+    data = {name: tiny_run[name] for name in ("embeddings_train", "embeddings_val", "validation_split", "erm_head")}
+    metadata = tiny_run["raw_metadata"]
+    test_only = metadata.assign(group=metadata["group"].where(metadata["split"] == "test", -1))
+    for labels in (metadata.drop(columns=["a", "group"]), test_only):
+        head, table = fit_baseline("dfr", methods["dfr"], settings, **data, raw_metadata=labels)
+        assert set(head) == {"not_fitted"} and str(head["not_fitted"]) == "no validation group labels"
+        assert table.to_dict("records") == [{"method": "dfr", "labels_used": "val_groups", "selected": False,
+                                              "not_fitted": "no validation group labels"}]
+    assert "dfr not fitted: no validation group labels" in caplog.text

@@ -102,3 +102,89 @@ def test_mask_quality_and_harm_are_report_sections(tiny_run):
     assert "mask_quality.neurontune.recall" in flat and "harm.neurontune.test.delta_worst_group_accuracy" in flat
     assert flat["harm.neurontune.selection.guard_fired"]["value"] in (0.0, 1.0)
     assert len(tiny_run["neuron_aurocs"]) == tiny_run["embeddings_test"]["embeddings"].shape[1]
+
+
+# ------------------------------------------------- groups optional (issue 24): literal inputs, no group labels
+
+from neurontune.core.metrics import NOT_MEASURABLE  # noqa: E402
+from neurontune.pipelines.evaluation.nodes import assess_harm, list_unfitted_heads, predict_with_heads  # noqa: E402
+
+NOT_FITTED = {"not_fitted": "no validation group labels"}
+
+
+def literal_predictions():
+    """Two samples per split and class; ERM wrong on one sample of each class, "fixed" right everywhere on test."""
+    rows = []
+    for offset, split in enumerate(("train", "val", "test")):
+        ids, y = np.arange(4) + 4 * offset, np.array([0, 0, 1, 1])
+        rows += [{"method": "erm", "split": split, "sample_id": i, "y_pred": p, "n_masked": 0}
+                 for i, p in zip(ids, [0, 1, 1, 0])]
+        rows += [{"method": "fixed", "split": split, "sample_id": i, "y_pred": p, "n_masked": 2}
+                 for i, p in zip(ids, y if split == "test" else [0, 1, 1, 0])]
+    metadata = pd.DataFrame({"sample_id": np.arange(12), "split": np.repeat(["train", "val", "test"], 4),
+                             "y": np.tile([0, 0, 1, 1], 3)})
+    return pd.DataFrame(rows), metadata
+
+
+def test_metrics_without_a_group_column_report_classes_and_pseudo_groups_and_no_wga():
+    predictions, metadata = literal_predictions()
+    metrics = compute_group_metrics(predictions, metadata, {"n_classes": 2}, unfitted_heads={"dfr": "no validation group labels"})
+    assert list(metrics) == ["erm", "fixed", "dfr"] and metrics["dfr"] == {split: NOT_FITTED for split in ("train", "val", "test")}
+    assert metrics["erm"]["test"] == {"worst_group_accuracy": NOT_MEASURABLE, "mean_accuracy_train_weighted": NOT_MEASURABLE,
+                                      "accuracy_class_0": 0.5, "accuracy_class_1": 0.5, "worst_class_accuracy": 0.5,
+                                      "mean_accuracy": 0.5, "accuracy_pseudo_group_0": 1.0, "accuracy_pseudo_group_1": 0.0,
+                                      "accuracy_pseudo_group_2": 1.0, "accuracy_pseudo_group_3": 0.0,
+                                      "worst_pseudo_group_accuracy": 0.0, "n_masked": 0}
+    fixed = metrics["fixed"]["test"]  # after: right on ERM's error set too
+    assert fixed["accuracy_pseudo_group_1"] == fixed["accuracy_pseudo_group_3"] == fixed["worst_class_accuracy"] == 1.0
+    assert flatten_metrics(metrics) and not [key for key in flatten_metrics(metrics) if "worst_group" in key]
+
+
+def test_groups_on_one_split_give_wga_there_only():
+    predictions, metadata = literal_predictions()
+    metadata = metadata.assign(a=[-1] * 8 + [0, 1, 0, 1], group=[-1] * 8 + [0, 1, 2, 3])
+    metrics = compute_group_metrics(predictions, metadata, {"n_classes": 2})
+    assert metrics["erm"]["test"]["worst_group_accuracy"] == 0.0 and metrics["fixed"]["test"]["worst_group_accuracy"] == 1.0
+    assert metrics["erm"]["test"]["accuracy_group_1"] == 0.0
+    assert metrics["erm"]["val"]["worst_group_accuracy"] == metrics["erm"]["train"]["worst_group_accuracy"] == NOT_MEASURABLE
+    assert metrics["erm"]["test"]["mean_accuracy_train_weighted"] == "not measurable: no group labels on the training split"
+
+
+def test_unfitted_heads_are_listed_and_never_predicted(tiny_run):
+    assert list_unfitted_heads(erm=tiny_run["erm_head"], dfr=NOT_FITTED) == {"dfr": "no validation group labels"}
+    cache = tiny_run["embeddings_test"]
+    predictions = predict_with_heads(cache, cache, cache, erm=tiny_run["erm_head"], dfr=NOT_FITTED)
+    assert set(predictions["method"]) == {"erm"}
+
+
+def test_validity_harm_and_plot_without_groups():
+    predictions, metadata = literal_predictions()
+    metrics = compute_group_metrics(predictions, metadata, {"n_classes": 2},
+                                    unfitted_heads={"group_balanced_oracle": "no validation group labels"})
+    validity = {"oracle": "group_balanced_oracle", "min_oracle_worst_group_accuracy": 0.8, "min_headroom": 0.1}
+    assert add_validity_card(metrics, validity)["validity"]["test"]["separates_methods"] == NOT_MEASURABLE
+    guard = {"methods": {"fixed": {"would_fire": False, "fired": False}, "group_balanced_oracle": NOT_FITTED}}
+    harm = assess_harm(metrics, guard, {"split": "test", "tolerance": 0.0})
+    assert harm["group_balanced_oracle"] == NOT_FITTED
+    assert harm["fixed"]["worse_than_erm_by"] == "worst_class_accuracy" and not harm["fixed"]["worse_than_erm"]
+    assert harm["fixed"]["test"] == {"delta_worst_group_accuracy": NOT_MEASURABLE, "delta_mean_accuracy": 0.5,
+                                     "delta_worst_class_accuracy": 0.5}
+    worse = assess_harm({**metrics, "fixed": metrics["erm"], "erm": metrics["fixed"]}, guard, {"split": "test", "tolerance": 0.0})
+    assert worse["fixed"]["worse_than_erm"]
+    axis = plot_group_accuracies(metrics, "test").axes[0]
+    assert axis.get_title() == f"Per-class accuracy on test\n(worst-group accuracy {NOT_MEASURABLE})"
+    legend = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert legend == ["erm (worst class 0.50)", "fixed (worst class 1.00)",
+                      "group_balanced_oracle: not fitted (no validation group labels)"]
+
+
+def test_mask_quality_without_the_attribute_is_not_measurable(tiny_run):
+    cache = tiny_run["embeddings_test"]
+    head = tiny_run["neurontune_regulation.neurontune_dagger_head"]
+    metadata = tiny_run["raw_metadata"].drop(columns=["a", "group"])
+    quality, aurocs = assess_mask_quality(cache, cache, cache, metadata, {"split": "test", "auroc_threshold": 0.7},
+                                          neurontune_dagger=head)
+    entry = quality["neurontune_dagger"]
+    assert entry["precision"] == entry["recall"] == entry["n_attribute_neurons"] == NOT_MEASURABLE
+    assert entry["n_masked"] == int((np.asarray(head["keep"]) == 0).sum()) and entry["n_neurons"] == aurocs.shape[0]
+    assert list(aurocs.columns) == ["neuron", "masked_neurontune_dagger"]

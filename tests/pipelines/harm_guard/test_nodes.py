@@ -133,3 +133,12 @@ def test_summary_flags_harm_and_the_guard(harmed, tmp_path):
     assert row.endswith("WORSE THAN ERM; guard: ERM head")
     assert not [line for line in lines if line.startswith("erm ")][0].endswith("ERM head")
     assert "kept ERM's head for: neurontune" in lines[-1]
+
+
+def test_a_method_that_was_not_fitted_has_nothing_to_guard(harmed):
+    table = pd.DataFrame({"method": ["dfr"], "labels_used": ["val_groups"], "selected": [False],
+                          "not_fitted": ["no validation group labels"]})
+    decision = guard(harmed, harmed["heads"]["erm"].to_dict(), GUARD, neurontune=harmed["candidates"], dfr=table)
+    assert decision["methods"]["dfr"] == {"not_fitted": "no validation group labels",
+                                          "reason": "not fitted: no validation group labels"}
+    assert decision["methods"]["neurontune"]["fired"]

@@ -110,3 +110,44 @@ def test_nodes_load_no_mlflow_and_the_gate_no_framework():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     # the gate and the predictor load no framework; the nodes load Kedro (their package's pipeline.py), never MLflow
     assert result.stdout.split("\n")[:2] == ["[]", "['kedro']"]
+
+
+# Groups optional (issue 24): the gate's metric follows the gate split's group labels, and says so.
+
+NOTE = "not measurable: no group labels"
+
+
+def unlabelled_record(version, worst_class, mean):
+    return {"version": str(version), "data_digest": "d", "metrics": {"test": {
+        "worst_group_accuracy": NOTE, "worst_class_accuracy": worst_class, "mean_accuracy": mean}}}
+
+
+def test_without_group_labels_the_gate_decides_by_worst_class_accuracy():
+    state = {"registered_model_name": "m", "challenger": unlabelled_record(1, 0.80, 0.9), "champion": None}
+    erm = {"erm": {"test": {"worst_group_accuracy": NOTE, "worst_class_accuracy": 0.70, "mean_accuracy": 0.9}}}
+    decision = decide_on_challenger(state, GATE, erm)
+    assert decision["status"] == "promoted" and decision["metric"] == "worst_class_accuracy"
+    assert decision["worst_class_accuracy_gain"] == pytest.approx(0.10) and "worst-class accuracy gain +0.1000" in decision["reason"]
+    with pytest.raises(ValueError, match="gate.metric is worst_group_accuracy, but test has no worst-group accuracy"):
+        decide_on_challenger(state, {**GATE, "metric": "worst_group_accuracy"}, erm)
+
+
+def test_groups_on_the_gate_split_alone_are_enough_for_the_worst_group_gate():
+    """A labelled audit set: groups on test only, validation and training without (their WGA is a note)."""
+    audit = {split: {"worst_group_accuracy": NOTE, "worst_class_accuracy": 0.7, "mean_accuracy": 0.9} for split in ("train", "val")}
+    erm = {"erm": {**audit, "test": {"worst_group_accuracy": 0.50, "worst_class_accuracy": 0.7, "mean_accuracy": 0.9}}}
+    state = {"registered_model_name": "m", "challenger": record(1, 0.60, 0.9), "champion": None}
+    decision = decide_on_challenger(state, GATE, erm)
+    assert decision["metric"] == "worst_group_accuracy" and decision["worst_group_accuracy_gain"] == pytest.approx(0.10)
+
+
+def test_package_refuses_a_method_that_was_not_fitted_or_an_unmeasurable_gate():
+    checkpoint = {"config": {}, "state_dict": {}, "data_digest": "abc"}
+    inputs, manifest = {"inputs": np.zeros((1, 3, 8, 8), np.uint8)}, {"digest": "abc", "class_label_digest": "abc"}
+    unfitted = {"dfr": {split: {"not_fitted": "no validation group labels"} for split in ("val", "test")}}
+    with pytest.raises(ValueError, match=r"packaging.method is 'dfr', which was not fitted \(no validation group labels\)"):
+        package_debiased_model(checkpoint, inputs, unfitted, manifest, "b", {**PACKAGING, "method": "dfr"}, GATE, dfr_head={})
+    metrics = {"neurontune": {"test": {"worst_group_accuracy": NOTE, "worst_class_accuracy": 0.7}}}
+    with pytest.raises(ValueError, match="gate.metric is worst_group_accuracy, but test has no worst-group accuracy"):
+        package_debiased_model(checkpoint, inputs, metrics, manifest, "b", PACKAGING, {**GATE, "metric": "worst_group_accuracy"},
+                               neurontune_head={})

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from neurontune.core import LinearHead
-from neurontune.core.baselines import BaselineInputs, call_baseline
-from neurontune.methods import resolve_function
+from neurontune.core.baselines import BaselineInputs, MissingBaselineInput, call_baseline
+from neurontune.core.groups import has_group_labels
+from neurontune.methods import NOT_FITTED, resolve_function
 from neurontune.models.devices import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -23,16 +24,22 @@ def fit_baseline(
     candidate table.
 
     Only the explicitly group-labelled baselines (``labels_used != none``) receive ``raw_metadata``; a group-free
-    baseline handed group labels, or a labelled one without them, is an error.
+    baseline handed group labels, or a labelled one without them, is an error. A baseline whose inputs this run
+    lacks (validation group labels, an early checkpoint) is recorded as not fitted, with why, and the run goes on.
     """
     labelled = method["labels_used"] != "none"
     if labelled != (raw_metadata is not None):
         raise ValueError(f"baseline {name!r} declares labels_used={method['labels_used']!r} but was "
                          f"{'not ' if labelled else ''}given the group labels (raw_metadata); wire it accordingly.")
+    if labelled and not _has_validation_groups(embeddings_val, raw_metadata):
+        return _not_fitted(name, method, NO_VALIDATION_GROUPS)
     inputs = build_baseline_inputs(method["tune_set"], settings["seed"], embeddings_train, embeddings_val,
                                    validation_split, erm_head, raw_metadata)
     retrain = {**settings["retrain"], "device": resolve_device(settings["device"])}
-    fit = call_baseline(resolve_function(method["function"]), inputs, method["options"], retrain)
+    try:
+        fit = call_baseline(resolve_function(method["function"]), inputs, method["options"], retrain)
+    except MissingBaselineInput as missing:  # e.g. SELF on an imported model without an early checkpoint
+        return _not_fitted(name, method, str(missing))
     table = pd.DataFrame(fit.candidates).assign(method=name, labels_used=method["labels_used"])
     logger.info("%s: %d candidates, labels used: %s", name, len(table), method["labels_used"])
     return fit.head.to_dict(), table
@@ -67,3 +74,20 @@ def _validation_groups(embeddings_val: dict, raw_metadata: pd.DataFrame) -> tupl
     if missing.any():
         raise ValueError(f"{int(missing.sum())} validation sample ids are not in raw_metadata; rerun the pipeline.")
     return table.loc[embeddings_val["sample_id"]].to_numpy(), int(raw_metadata["group"].max()) + 1
+
+
+# ------------------------------------------------- labelled baselines on data without validation group labels
+
+NO_VALIDATION_GROUPS = "no validation group labels"
+
+
+def _has_validation_groups(embeddings_val: dict, raw_metadata: pd.DataFrame) -> bool:
+    return "group" in raw_metadata.columns and has_group_labels(_validation_groups(embeddings_val, raw_metadata)[0])
+
+
+def _not_fitted(name: str, method: dict, reason: str) -> tuple[dict, pd.DataFrame]:
+    """A recorded "not fitted" result in place of a head and its candidate table, so the run goes on without it."""
+    logger.warning("%s not fitted: %s (it declares labels_used=%s); the run goes on and reports it as not fitted",
+                   name, reason, method["labels_used"])
+    table = pd.DataFrame({"method": [name], "labels_used": [method["labels_used"]], "selected": [False], NOT_FITTED: [reason]})
+    return {NOT_FITTED: np.array(reason)}, table

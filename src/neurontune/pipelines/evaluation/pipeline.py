@@ -1,5 +1,5 @@
-"""evaluation: per-group metrics of every registered method's head on every split, the validity card, whether
-each mask hits the shortcut, and the do-no-harm report."""
+"""evaluation: per-class, pseudo-group and (where the split has group labels) per-group metrics of every registered
+method's head on every split, the validity card, whether each mask hits the shortcut, and the do-no-harm report."""
 
 from functools import partial, update_wrapper
 
@@ -15,6 +15,7 @@ from .nodes import (
     compute_group_metrics,
     declare_labels_used,
     flatten_metrics,
+    list_unfitted_heads,
     plot_group_accuracies,
     predict_with_heads,
 )
@@ -33,8 +34,9 @@ def create_pipeline(methods=None, **kwargs) -> Pipeline:
                  {"embeddings_train": "embeddings_train", "embeddings_val": "embeddings_val",
                   "embeddings_test": "embeddings_test", **heads},
                  "method_predictions", name="predict_with_heads"),
+            node(list_unfitted_heads, heads, "unfitted_heads", name="list_unfitted_heads"),
             node(compute_group_metrics, ["method_predictions", "raw_metadata", "dataset_manifest",
-                                         "params:evaluation.overlapping_attributes"],
+                                         "params:evaluation.overlapping_attributes", "unfitted_heads"],
                  "method_metrics", name="compute_group_metrics"),
             node(add_validity_card, ["method_metrics", "params:evaluation.validity"], "validity_report",
                  name="add_validity_card"),

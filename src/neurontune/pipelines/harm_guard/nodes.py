@@ -9,6 +9,7 @@ import pandas as pd
 from neurontune.core import LinearHead, SelectionSet, head_predict
 from neurontune.core.errors import pseudo_groups
 from neurontune.core.metrics import guard_fires
+from neurontune.methods import NOT_FITTED, not_fitted_reason
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +28,18 @@ def guard_against_harm(embeddings_val: dict, validation_split: dict, erm_head: d
     other criterion is recorded too (``would_fire_by``), so a report can show what each would have done.
 
     Returns ``{"settings", "erm": {sel_*}, "methods": {method: {sel_*, erm_sel_*, delta_sel_*, would_fire,
-    would_fire_by, fired, kept_head, reason}}}``; ``fired`` = ``would_fire`` and the guard is enabled.
+    would_fire_by, fired, kept_head, reason}}}``; ``fired`` = ``would_fire`` and the guard is enabled. A method
+    that was not fitted (its table has a ``not_fitted`` column) gets ``{not_fitted, reason}`` only.
     """
     if guard["criterion"] == LABELLED_PARTITION:
         raise ValueError("harm_guard.criterion must be a label-free partition ('class' or 'own'); 'group' reads group labels.")
     erm = _ErmScores(embeddings_val, validation_split, erm_head, error_sets)
     methods = {}
     for method, table in candidates.items():
+        unfitted = not_fitted_reason(table)  # a labelled baseline without validation group labels: nothing to guard
+        if unfitted:
+            methods[method] = {NOT_FITTED: unfitted, "reason": f"not fitted: {unfitted}"}
+            continue
         partitions = {"class": ("class", None), "own": _own_partition(method, variants)}
         decisions = {name: _decide(method, _selected_row(method, table, _column(partition)),
                                    erm.scores(*partition), _column(partition), guard)

@@ -7,9 +7,19 @@ import logging
 
 import numpy as np
 
-from neurontune.methods import REFERENCE, method_entries
+from neurontune.core.metrics import measured_or_nan
+from neurontune.methods import REFERENCE, method_entries, not_fitted_reason
 from neurontune.models.predictor import checkpoint_digest
-from neurontune.tracking.promotion import REFUSED, Candidate, PromotionRefused, decide_promotion, validate_gate
+from neurontune.tracking.promotion import (
+    AUTO,
+    METRIC_LABELS,
+    REFUSED,
+    Candidate,
+    PromotionRefused,
+    decide_promotion,
+    resolve_gate_metric,
+    validate_gate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +39,12 @@ def package_debiased_model(
     if f"{method}_head" not in heads or method not in metrics:
         raise ValueError(f"model_promotion.packaging.method must be an evaluated method "
                          f"{sorted(method_entries(metrics))}; got {method!r}.")
+    unfitted = not_fitted_reason(metrics[method].get(gate.get("split")))
+    if unfitted:
+        raise ValueError(f"model_promotion.packaging.method is {method!r}, which was not fitted ({unfitted}); package a "
+                         f"method that was, e.g. one with labels_used none.")
     validate_gate(gate, metrics[method])
+    resolve_gate_metric(gate.get("metric", AUTO), metrics[method][gate["split"]], gate["split"])
     shipped, guard_tags = _guarded_head(method, harm_guard)
     if erm_model.get("data_digest") not in (None, dataset_manifest["class_label_digest"]):
         logger.warning("the ERM checkpoint was trained on data %s, but evaluation used %s",
@@ -65,23 +80,28 @@ def _guarded_head(method: str, harm_guard: dict | None) -> tuple[str, dict]:
 
 def decide_on_challenger(debiased_model: dict, gate: dict, metrics: dict) -> dict:
     """Compare the challenger with the champion on ``gate["split"]`` — with ERM's own numbers when there is
-    no champion yet; return the decision with both versions and whether the challenger was reused."""
+    no champion yet — in the gate metric (``gate["metric"]``; ``auto``: worst-group accuracy where the split has
+    group labels, else worst-class accuracy); return the decision, naming that metric, with both versions and
+    whether the challenger was reused."""
     split = gate["split"]
     if split not in metrics.get("erm", {}):
         raise ValueError(f"the gate compares with ERM, but metrics has no erm.{split} (evaluated: {sorted(metrics)}).")
     erm = metrics["erm"][split]
+    metric = resolve_gate_metric(gate.get("metric", AUTO), erm, split)
     decision = decide_promotion(
-        _candidate(debiased_model["challenger"], split),
-        None if debiased_model["champion"] is None else _candidate(debiased_model["champion"], split),
+        _candidate(debiased_model["challenger"], split, metric),
+        None if debiased_model["champion"] is None else _candidate(debiased_model["champion"], split, metric),
         min_delta=gate["min_delta"],
         max_mean_acc_drop=gate["max_mean_acc_drop"],
         require_same_data=gate["require_same_data"],
-        erm=Candidate(version=0, worst_group_accuracy=erm["worst_group_accuracy"], mean_accuracy=erm["mean_accuracy"]),
+        erm=Candidate(version=0, score=measured_or_nan(erm.get(metric)), mean_accuracy=measured_or_nan(erm.get("mean_accuracy"))),
+        metric=metric,
     )
     version = debiased_model["challenger"]["version"]
     registration = (f"reused v{version}: same content digest as the latest version, nothing registered"
                     if debiased_model.get("reused") else f"registered v{version}")
-    logger.info("promotion gate on %s: %s — %s (%s)", split, decision.status, decision.reason, registration)
+    logger.info("promotion gate on %s by %s: %s — %s (%s)", split, METRIC_LABELS[metric], decision.status, decision.reason,
+                registration)
     return {"registered_model_name": debiased_model["registered_model_name"], "split": split,
             "registration": registration, **decision.to_dict()}
 
@@ -95,11 +115,11 @@ def enforce_promotion_gate(promotion_decision: dict, fail_on_refusal: bool) -> N
         )
 
 
-def _candidate(record: dict, split: str) -> Candidate:
+def _candidate(record: dict, split: str, metric: str) -> Candidate:
     numbers = record["metrics"].get(split, {})
     return Candidate(
         version=int(record["version"]),
-        worst_group_accuracy=numbers.get("worst_group_accuracy", float("nan")),
-        mean_accuracy=numbers.get("mean_accuracy", float("nan")),
+        score=measured_or_nan(numbers.get(metric)),
+        mean_accuracy=measured_or_nan(numbers.get("mean_accuracy")),
         data_digest=record.get("data_digest"),
     )
