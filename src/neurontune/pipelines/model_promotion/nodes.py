@@ -86,7 +86,8 @@ def decide_on_challenger(debiased_model: dict, gate: dict, metrics: dict) -> dic
         registration = f"dry run: would have {registration.replace('nothing registered', 'nothing to register')}"
     logger.info("promotion gate on %s: %s — %s (%s)", split, decision.status, decision.reason, registration)
     return {"registered_model_name": debiased_model["registered_model_name"], "split": split,
-            "registration": registration, **decision.to_dict(), "dry_run": bool(debiased_model.get("dry_run"))}
+            "registration": registration, **decision.to_dict(), "dry_run": bool(debiased_model.get("dry_run")),
+            "method": debiased_model["challenger"].get("tags", {}).get("method")}
 
 
 def enforce_promotion_gate(promotion_decision: dict, fail_on_refusal: bool) -> None:
