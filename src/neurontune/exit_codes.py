@@ -46,7 +46,11 @@ def exit_code_for(error: BaseException) -> int:
     for code, kinds in ((REFUSED, _refused()), (UNREACHABLE, _unreachable()), (BAD_INPUT, _bad_input())):
         if any(isinstance(link, kinds) for link in chain):
             return code
-    return FAILED
+    from kedro.io import DatasetError
+
+    # a DatasetError at the root was raised by a dataset itself (a missing or unreadable file); one over another
+    # exception only wraps it, and that exception decided above (a bug under it stays FAILED)
+    return BAD_INPUT if isinstance(chain[-1], DatasetError) else FAILED
 
 
 def describe(code: int) -> str:
@@ -92,11 +96,9 @@ def _unreachable() -> tuple[type, ...]:
 def _bad_input() -> tuple[type, ...]:
     import click
     from kedro.config import MissingConfigException
-    from kedro.io.core import DatasetNotFoundError
 
     from neurontune.tracking.connection import NotPermittedError, TrackingServerError
 
-    # ValueError is the house's validation error (parameters, data, URIs): every check names what was expected.
-    # Not Kedro's DatasetError in general: it wraps whatever a dataset raised, and the cause under it decides.
-    return (ValueError, FileNotFoundError, NotPermittedError, TrackingServerError, DatasetNotFoundError,
-            MissingConfigException, click.UsageError)
+    # ValueError is the house's validation error (parameters, data, URIs): every check names what was expected
+    return (ValueError, FileNotFoundError, NotPermittedError, TrackingServerError, MissingConfigException,
+            click.UsageError)
