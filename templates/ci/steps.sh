@@ -57,6 +57,12 @@ case "$step" in
     dvc pull --allow-missing "${remote[@]}" "${targets[@]}" ;;
   run)
     mode=${1:?usage: steps.sh run main|review}
+    if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
+      # without it kedro run would use a throwaway local mlflow.db: a gate against nothing (e.g. a fork's pull
+      # request, which gets no secrets)
+      echo "steps.sh run: MLFLOW_TRACKING_URI is not set; set it as a CI secret (docs/ci_cd.md)" >&2
+      exit 2
+    fi
     params=model_promotion.gate.fail_on_refusal=true
     case "$mode" in
       main) ;;
