@@ -97,8 +97,11 @@ def test_gitlab_template_jobs_gate_the_champion(tmp_path, object_store):  # noqa
         decision = json.loads((repository / REPORTING / "promotion_decision.json").read_text())
         assert decision["dry_run"] and decision["status"] == "refused", decision
         assert client.search_registered_models() == [], "the dry run registered a model"
-        summary = (repository / ".gitlab-ci-local" / "artifacts" / "neurontune-review" / "ci-summary.md").read_text()
+        artifacts = repository / ".gitlab-ci-local" / "artifacts" / "neurontune-review"
+        summary = (artifacts / "ci-summary.md").read_text()
         assert "dry run" in summary and "would refuse" in summary
+        assert (artifacts / REPORTING / "metrics.json").is_file() and (artifacts / "dvc.lock").is_file()
+        assert list((artifacts / REPORTING / "mask_evidence").glob("*_gallery.png")), "no evidence gallery kept"
         assert any(key.startswith("dvc/files/md5/") for key in object_store.keys("dvc/")), "dvc push uploaded nothing"
 
         # the next job starts from the DVC remote: the outputs recorded in dvc.lock and the cache are gone (all but
