@@ -34,6 +34,8 @@ def _run(**options):
         sys.exit(code)
 
 
-run = click.Command(name="run", callback=_run, params=kedro_run.params, help=kedro_run.help,
+_STATUSES = ("Exit status: 0 done, 1 crash, 2 bad input or configuration, 3 challenger refused by the "
+             "promotion gate, 4 tracking server or object store unreachable (docs/ci_cd.md).")
+run = click.Command(name="run", callback=_run, params=kedro_run.params, help=f"{kedro_run.help}\n\n{_STATUSES}",
                     short_help=kedro_run.short_help, context_settings=kedro_run.context_settings)
 cli.add_command(run)
