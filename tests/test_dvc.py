@@ -24,15 +24,20 @@ def dvc(project, *arguments):
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def dvc_project(tmp_path_factory):
-    project = copy_project(tmp_path_factory.mktemp("dvc_project"))
+def make_dvc_project(project: Path) -> Path:
+    """A copy of the project (``copy_project``) made a git repository with the project's DVC configuration, whose
+    stages run the suite's reduced configuration (``ci``) instead of the bundled benchmarks."""
     shutil.copytree(PROJECT_ROOT / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
-    # the suite's reduced configuration instead of the bundled benchmarks
     stages = project / "dvc.yaml"
     stages.write_text(stages.read_text().replace("benchmarks: [colored_mnist, waterbirds_like, tweets_negation]",
                                                  "benchmarks: [ci]"))
+    return project
+
+
+@pytest.fixture(scope="module")
+def dvc_project(tmp_path_factory):
+    project = make_dvc_project(copy_project(tmp_path_factory.mktemp("dvc_project")))
     remote = tmp_path_factory.mktemp("dvc_remote")
     dvc(project, "remote", "modify", "--local", "store", "url", str(remote))
     return project

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from neurontune.core.head import SOLVERS
+from neurontune.exit_codes import BAD_INPUT
 from neurontune.core.roles import ScoringRole
 from neurontune.methods import baseline_options_model, complete_variant, load_registry, resolve_function, scoring_role
 from neurontune.methods import validate_run as validate_parameters
@@ -288,7 +289,8 @@ def test_a_typo_in_a_conf_file_names_the_file(ran_project):
     finally:
         parameters.write_text(original)
     output = squeezed(result.stdout + result.stderr)
-    assert result.returncode != 0
-    assert squeezed("model_promotion.gate.min_delt: unknown key; did you mean 'min_delta'? (valid here: fail_on_refusal, "
-                    "max_mean_acc_drop, metric, min_delta, require_same_data, split) (set in conf/ci/parameters.yml)") in output
+    assert result.returncode == BAD_INPUT
+    assert squeezed("model_promotion.gate.min_delt: unknown key; did you mean 'min_delta'? (valid here: dry_run, "
+                    "fail_on_refusal, max_mean_acc_drop, metric, min_delta, require_same_data, split) (set in "
+                    "conf/ci/parameters.yml)") in output
     assert snapshot(ran_project) == before and not (ran_project / "mlflow.db").exists()

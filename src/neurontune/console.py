@@ -112,6 +112,25 @@ def run_explain(arguments: argparse.Namespace, parser: argparse.ArgumentParser) 
     return 0
 
 
+def run_ci_summary(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``neurontune ci-summary``: print (or write) the Markdown summary of the run in ``--env``."""
+    import os
+
+    from neurontune.ci_summary import format_ci_summary, gather_ci_inputs, model_version_page
+
+    inputs = gather_ci_inputs(arguments.env, arguments.artifacts_url)
+    decision = inputs["decision"] or {}
+    page = model_version_page(arguments.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
+                              decision.get("registered_model_name", ""), decision.get("challenger_version"))
+    text = format_ci_summary(**inputs, split=arguments.split or decision.get("split", "test"), model_page=page)
+    if arguments.output is None:
+        print(text, end="")
+    else:
+        arguments.output.write_text(text)
+        print(f"wrote {arguments.output}")
+    return 0
+
+
 def project_catalog(env: str | None = None):
     """The catalog of the project in the working directory for Kedro environment ``env``.
 
@@ -171,10 +190,31 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--output", default=None, type=Path,
                         help="default: embeddings_export.npz in the benchmark's 07_model_output folder")
     export.add_argument("--env", default=None, help="Kedro environment of the run to export (a benchmark)")
+    ci = commands.add_parser("ci-summary", help="the run as Markdown for $GITHUB_STEP_SUMMARY, a merge request note or a "
+                             "file: ERM vs the packaged method, the gate's decision, validity, masked neurons, lineage")
+    ci.add_argument("--env", default=None, help="Kedro environment (benchmark) of the run")
+    ci.add_argument("--split", default=None, choices=["train", "val", "test"], help="default: the gate's split, else test")
+    ci.add_argument("--output", type=Path, default=None, help="write the Markdown here (default: print it)")
+    ci.add_argument("--artifacts-url", default=None,
+                    help="where the job's artifacts are browsable; links become URL/<path in the project>")
+    ci.add_argument("--tracking-uri", default=None, help="for a link to the version's page (default: $MLFLOW_TRACKING_URI)")
+    ci.set_defaults(handler=run_ci_summary)
     status = commands.add_parser("status", help="which stages' outputs are missing or older than their inputs or "
                                                 "parameters (exit 1 when any stage is not up to date)")
     status.add_argument("--env", default=None, help="Kedro environment (benchmark) whose data to check")
     arguments = parser.parse_args(argv)
+    try:
+        return _dispatch(arguments, parser)
+    except Exception as error:  # every failure gets a status (neurontune.exit_codes); a crash keeps its traceback
+        from neurontune.exit_codes import FAILED, describe, exit_code_for
+
+        code = exit_code_for(error)
+        if code == FAILED:
+            raise
+        parser.exit(code, f"neurontune {arguments.command}: {error}\n{describe(code)}\n")
+
+
+def _dispatch(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if hasattr(arguments, "handler"):
         return arguments.handler(arguments, parser)
     if arguments.command == "explain":

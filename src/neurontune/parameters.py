@@ -524,6 +524,8 @@ class Gate(Schema):
     max_mean_acc_drop: NonNegativeFloat = Field(description="largest allowed mean-accuracy fall")
     require_same_data: bool = Field(description="refuse when the versions were evaluated on different data")
     fail_on_refusal: bool = Field(description="a refused challenger fails the run (CI gating)")
+    dry_run: bool = Field(default=False, description="decide and report only: register nothing, move no alias "
+                                                     "(a pull/merge request's CI job)")
 
 
 class ModelPromotion(Schema):

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from neurontune.exit_codes import UNREACHABLE
 from neurontune.tracking.connection import HTTP_DEFAULTS, TrackingServerError, apply_http_defaults, check_tracking_server
 
 from .conftest import console_env, free_port, patience, project_env
@@ -34,7 +35,7 @@ def test_kedro_run_against_a_closed_port_fails_fast(ci_project):
                             cwd=ci_project, env=project_env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
                             timeout=patience(300))
     elapsed = time.monotonic() - started
-    assert result.returncode != 0
+    assert result.returncode == UNREACHABLE, result.stderr[-2000:]
     assert f"cannot reach the MLflow tracking server {uri}" in " ".join((result.stdout + result.stderr).split())
     # a generous bound (the pre-fix behaviour took ~240 s of retries); the measured time is in the report
     assert elapsed < 90, elapsed
@@ -45,4 +46,4 @@ def test_lineage_against_a_closed_port_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "neurontune.console", "lineage", "models:/m@champion",
                              "--tracking-uri", uri], cwd=tmp_path, env=console_env(),
                             capture_output=True, text=True, timeout=patience(120))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "cannot reach" in result.stderr
+    assert result.returncode == UNREACHABLE and result.stderr.count("\n") == 1 and "cannot reach" in result.stderr

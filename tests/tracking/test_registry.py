@@ -11,6 +11,8 @@ import textwrap
 import pytest
 from mlflow.tracking import MlflowClient
 
+from neurontune.exit_codes import REFUSED
+
 from .conftest import MODEL_NAME, patience
 
 
@@ -21,7 +23,7 @@ def client(trained_project):
 
 def test_first_run_cannot_beat_erm_so_nothing_becomes_champion(trained_project, client):
     """ERM is the implicit first champion: packaging ERM's own head gains nothing and is refused."""
-    assert trained_project.first_run.returncode != 0, "fail_on_refusal=true must fail the run"
+    assert trained_project.first_run.returncode == REFUSED, "fail_on_refusal=true must fail the run with status 3"
     output = trained_project.first_run.stdout + trained_project.first_run.stderr
     assert "PromotionRefused" in output and "ERM is the reference" in output
     first = client.get_model_version(MODEL_NAME, "1")

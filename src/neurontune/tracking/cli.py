@@ -1,7 +1,8 @@
 """``neurontune lineage``, ``neurontune runs`` and ``neurontune team-server``: the tracking commands.
 
-Each exits 2 with one line on a bad URI, an unknown model, an unreachable or refusing server, or a
-local store that does not exist (none is ever created).
+Each exits with one line: 2 (bad input or configuration) on a bad URI, an unknown model, a refusing
+server or a local store that does not exist (none is ever created); 4 when the server does not answer
+(:mod:`neurontune.exit_codes`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import json
 import os
 from pathlib import Path
+
+from neurontune.exit_codes import BAD_INPUT, FAILED, exit_code_for
 
 
 def add_tracking_commands(commands) -> None:
@@ -51,7 +54,7 @@ def run_lineage(arguments: argparse.Namespace, parser: argparse.ArgumentParser) 
         client = _client(arguments, project_dir)
         chain = resolve_lineage(arguments.model_uri, project_dir, client)
     except LineageError as error:
-        parser.exit(2, f"neurontune lineage: {error}\n")
+        parser.exit(exit_code_for(error), f"neurontune lineage: {error}\n")
     if arguments.verify:
         chain["verification"] = verify_files(chain, project_dir)
     if arguments.check_dvc_lock:
@@ -70,7 +73,7 @@ def run_runs(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         experiment = client.get_experiment_by_name(arguments.experiment)
         stale = [] if experiment is None else stale_runs(client, [experiment.experiment_id])
     except LineageError as error:
-        parser.exit(2, f"neurontune runs: {error}\n")
+        parser.exit(exit_code_for(error), f"neurontune runs: {error}\n")
     for run in stale:
         print(f"stale   {run.info.run_id}  {run.info.run_name!r}  pid {run.data.tags[PID_TAG]} is gone")
     if arguments.clean_stale:
@@ -98,10 +101,11 @@ def run_team_server(arguments: argparse.Namespace, parser: argparse.ArgumentPars
         for line in bootstrap(arguments.tracking_uri, users, models, arguments.experiment):
             print(line)
     except (ValueError, TrackingServerError) as error:
-        parser.exit(2, f"neurontune team-server: {error}\n")
+        parser.exit(exit_code_for(error), f"neurontune team-server: {error}\n")
     except MlflowException as error:
-        parser.exit(2, f"neurontune team-server: the server refused: {error.message.splitlines()[0]} "
-                       "(are MLFLOW_TRACKING_USERNAME/PASSWORD the admin's?)\n")
+        code = exit_code_for(error)  # an MlflowException: 4 when the server did not answer, else a refusal (2)
+        parser.exit(BAD_INPUT if code == FAILED else code, "neurontune team-server: the server refused: "
+                    f"{error.message.splitlines()[0]} (are MLFLOW_TRACKING_USERNAME/PASSWORD the admin's?)\n")
     return 0
 
 

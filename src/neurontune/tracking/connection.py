@@ -41,6 +41,10 @@ class TrackingServerError(RuntimeError):
     """The tracking server cannot be used: unreachable, or it refused these credentials."""
 
 
+class TrackingServerUnreachable(TrackingServerError):
+    """The tracking server did not answer, or answered with a server error (HTTP 5xx): an outage, not a setting."""
+
+
 class NotPermittedError(PermissionError):
     """The server authenticated the user but refused the action (HTTP 403)."""
 
@@ -104,11 +108,11 @@ def check_tracking_server(uri: str, experiment: str, credentials: dict | None = 
             raise TrackingServerError(
                 f"the MLflow server {uri} does not let user {username!r} read experiment {experiment!r} (HTTP 403); "
                 "ask an admin for READ (or EDIT to log runs).") from None
-        raise TrackingServerError(f"the MLflow server {uri} answered HTTP {error.code} to a health read: "
-                                  f"{_body(error)}") from None
+        kind = TrackingServerUnreachable if error.code >= 500 else TrackingServerError
+        raise kind(f"the MLflow server {uri} answered HTTP {error.code} to a health read: {_body(error)}") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise TrackingServerError(
+        raise TrackingServerUnreachable(
             f"cannot reach the MLflow tracking server {uri} ({reason}); start it or fix MLFLOW_TRACKING_URI "
             "(unset it to use the project's local mlflow.db).") from None
 

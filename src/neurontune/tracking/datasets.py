@@ -8,6 +8,9 @@
 - :class:`PromotionDecisionDataset`: saving records the gate's decision as tags on the
   version and the run and moves the champion alias when promoted; loading returns the
   decision (JSON at ``filepath``).
+
+With ``model_promotion.gate.dry_run`` (a ``dry_run`` key in what is saved) both only read the registry:
+see :mod:`neurontune.tracking.dry_run`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from kedro.io import AbstractDataset, DatasetError
 from mlflow.tracking import MlflowClient
 
 from neurontune.io.datasets import JsonDataset
+from neurontune.tracking.dry_run import preview_registration, record_preview
 from neurontune.tracking.registry import alias_version, apply_decision, register_debiased_model, version_record
 
 
@@ -31,6 +35,9 @@ class RegisteredModelDataset(AbstractDataset):
         self.metadata = metadata
 
     def save(self, data: dict) -> None:
+        if data.get("dry_run"):
+            self._record.save(preview_registration(data))
+            return
         self._record.save(register_debiased_model(data, alias=self._alias, artifact_name=self._artifact_name))
 
     def load(self) -> dict:
@@ -41,7 +48,8 @@ class RegisteredModelDataset(AbstractDataset):
         return {
             "registered_model_name": name,
             "reused": bool(record.get("reused", False)),
-            "challenger": version_record(client, name, record["version"]),
+            "dry_run": bool(record.get("dry_run", False)),
+            "challenger": record["challenger"] if record.get("dry_run") else version_record(client, name, record["version"]),
             "champion": None if champion is None else version_record(client, name, champion),
         }
 
@@ -62,7 +70,10 @@ class PromotionDecisionDataset(AbstractDataset):
         missing = {"registered_model_name", "challenger_version", "champion_version", "promote", "status", "reason"} - set(data)
         if missing:
             raise DatasetError(f"promotion decision is missing {sorted(missing)}.")
-        apply_decision(data, champion_alias=self._champion_alias)
+        if data.get("dry_run"):
+            record_preview(data)
+        else:
+            apply_decision(data, champion_alias=self._champion_alias)
         self._record.save(data)
 
     def load(self) -> dict:

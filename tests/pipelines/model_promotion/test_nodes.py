@@ -37,6 +37,11 @@ def test_package_collects_the_chosen_head_and_lineage():
     assert bundle["head"] is heads["neurontune_head"]
     assert bundle["input_example"].shape == (2, 3, 8, 8)
     assert bundle["evaluation"] == metrics["neurontune"] and bundle["data_digest"] == "abc"
+    assert bundle["dry_run"] is False
+    rehearsal = package_debiased_model(checkpoint, {"inputs": np.zeros((10, 3, 8, 8), np.uint8)}, metrics,
+                                       {"digest": "abc", "class_label_digest": "abc"}, "colored_mnist", PACKAGING,
+                                       {**GATE, "dry_run": True}, **heads)
+    assert rehearsal["dry_run"] is True  # the registry dataset then registers nothing (tests/tracking/test_dry_run.py)
     with pytest.raises(ValueError, match="must be an evaluated method"):
         package_debiased_model(checkpoint, {"inputs": np.zeros((1, 3, 8, 8), np.uint8)}, metrics, {"digest": "abc", "class_label_digest": "abc"},
                                "colored_mnist", {**PACKAGING, "method": "jtt"}, GATE, **heads)
@@ -65,6 +70,10 @@ def test_decide_reads_the_gate_split_from_both_versions():
     assert missing["status"] == "refused"
     reused = decide_on_challenger({**state, "reused": True}, GATE, ERM_METRICS)
     assert reused["registration"].startswith("reused v2: same content digest")
+    assert not decision["dry_run"] and not reused["dry_run"]
+    rehearsed = decide_on_challenger({**state, "reused": True, "dry_run": True}, GATE, ERM_METRICS)
+    assert rehearsed["dry_run"] and rehearsed["registration"] == (
+        "dry run: would have reused v2: same content digest as the latest version, nothing to register")
 
 
 def test_first_challenger_is_judged_against_erm():

@@ -62,6 +62,7 @@ def package_debiased_model(
         "erm_checkpoint_digest": checkpoint_digest(erm_model),
         "requirements": packaging["requirements"],
         "serving": packaging["serving"],
+        "dry_run": bool(gate.get("dry_run", False)),  # the registry dataset then registers nothing
     }
 
 
@@ -100,10 +101,13 @@ def decide_on_challenger(debiased_model: dict, gate: dict, metrics: dict) -> dic
     version = debiased_model["challenger"]["version"]
     registration = (f"reused v{version}: same content digest as the latest version, nothing registered"
                     if debiased_model.get("reused") else f"registered v{version}")
+    if debiased_model.get("dry_run"):
+        registration = f"dry run: would have {registration.replace('nothing registered', 'nothing to register')}"
     logger.info("promotion gate on %s by %s: %s — %s (%s)", split, METRIC_LABELS[metric], decision.status, decision.reason,
                 registration)
     return {"registered_model_name": debiased_model["registered_model_name"], "split": split,
-            "registration": registration, **decision.to_dict()}
+            "registration": registration, **decision.to_dict(), "dry_run": bool(debiased_model.get("dry_run")),
+            "method": debiased_model["challenger"].get("tags", {}).get("method")}
 
 
 def enforce_promotion_gate(promotion_decision: dict, fail_on_refusal: bool) -> None:
@@ -112,6 +116,7 @@ def enforce_promotion_gate(promotion_decision: dict, fail_on_refusal: bool) -> N
         raise PromotionRefused(
             f"{promotion_decision['registered_model_name']} v{promotion_decision['challenger_version']} was refused "
             f"promotion: {promotion_decision['reason']}."
+            + (" (dry run: nothing was registered and no alias moved)" if promotion_decision.get("dry_run") else "")
         )
 
 
