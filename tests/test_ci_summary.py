@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from neurontune.ci_summary import format_ci_summary, headline_metric, model_version_page
+from neurontune.core.metrics import NOT_MEASURABLE
 
 GROUPS = {"accuracy_group_0": 0.9, "accuracy_group_1": 0.5}
 METRICS = {
@@ -22,9 +23,9 @@ DECISION = {"registered_model_name": "neurontune-planted", "split": "test", "reg
 
 def test_headline_is_worst_group_accuracy_where_groups_exist_else_worst_class():
     assert headline_metric(METRICS["erm"]["test"])[0] == "worst_group_accuracy"
-    no_groups = {"worst_group_accuracy": float("nan"), "mean_accuracy": 0.9, "worst_class_accuracy": 0.8}
+    no_groups = {"worst_group_accuracy": NOT_MEASURABLE, "mean_accuracy": 0.9, "worst_class_accuracy": 0.8}
     assert headline_metric(no_groups) == ("worst_class_accuracy", "worst-class accuracy")
-    assert headline_metric({**no_groups, "worst_group_accuracy": 0.5})[0] == "worst_class_accuracy"  # no group column
+    assert headline_metric({**no_groups, "worst_group_accuracy": float("nan")})[0] == "worst_class_accuracy"
 
 
 def test_summary_of_a_promotion():
@@ -53,16 +54,19 @@ def test_summary_of_a_dry_run_says_what_would_happen_and_registers_nothing():
     assert "**Masked neurons:** none of 16." in text
 
 
-def test_summary_without_groups_compares_worst_class_accuracy_and_warns_on_validity():
-    metrics = {method: {"test": {key: value for key, value in values["test"].items()
-                                 if not key.startswith("accuracy_group_")}} for method, values in METRICS.items()
-               if method != "validity"}
+def test_summary_without_groups_compares_worst_class_accuracy_and_says_validity_is_not_measurable():
+    metrics = {method: {"test": {**{key: value for key, value in values["test"].items()
+                                    if not key.startswith("accuracy_group_")}, "worst_group_accuracy": NOT_MEASURABLE}}
+               for method, values in METRICS.items() if method != "validity"}
+    metrics["validity"] = {"test": {name: NOT_MEASURABLE for name in METRICS["validity"]["test"]}}
+    text = format_ci_summary(metrics, None, "neurontune")
+    assert "| worst-class accuracy | 0.800 | 0.840 | +0.040 |" in text and "WGA" not in text.split("**Validity")[0]
+    assert "**Gate:** did not run (no promotion decision recorded)." in text
+    assert f"**Validity:** {NOT_MEASURABLE}." in text
     metrics["validity"] = {"test": {**METRICS["validity"]["test"], "oracle_worst_group_accuracy": 0.6,
                                     "headroom": 0.1, "separates_methods": 0.0}}
-    text = format_ci_summary(metrics, None, "neurontune")
-    assert "| worst-class accuracy | 0.800 | 0.840 | +0.040 |" in text
-    assert "**Gate:** did not run (no promotion decision recorded)." in text
-    assert "**Validity:** ⚠️ this benchmark cannot separate debiasing methods" in text
+    assert "**Validity:** ⚠️ this benchmark cannot separate debiasing methods" in format_ci_summary(metrics, None,
+                                                                                                  "neurontune")
     assert "**Masked neurons:** `neurontune` has no neuron mask." in text
 
 
