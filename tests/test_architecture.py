@@ -15,11 +15,11 @@ LAYERS = (
     ("neurontune.io", "neurontune.data", "neurontune.models"),
     ("neurontune.parameters",),
     ("neurontune.methods",),
-    ("neurontune.tracking",),
+    ("neurontune.tracking", "neurontune.exit_codes"),
     ("neurontune.pipelines",),
     ("neurontune.hooks", "neurontune.parameter_hooks", "neurontune.pipeline_registry", "neurontune.settings",
      "neurontune.stage_status", "neurontune.dvc_stages"),
-    ("neurontune.console", "neurontune.__main__", "neurontune"),
+    ("neurontune.console", "neurontune.ci_summary", "neurontune.cli", "neurontune.__main__", "neurontune"),
 )
 
 

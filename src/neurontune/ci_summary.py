@@ -147,12 +147,12 @@ def gather_ci_inputs(env: str | None, artifacts_url: str | None = None, project_
     """The keyword arguments of :func:`format_ci_summary` (except ``split`` and ``model_page``), read through the
     catalog of Kedro environment ``env``. ``artifacts_url``: where the CI job's artifacts are browsable
     (links become ``<artifacts_url>/<path relative to the project>``)."""
-    from neurontune.console import project_catalog
+    from neurontune.stage_status import environment_catalog
     from neurontune.core import LinearHead
     from neurontune.methods import load_registry
 
     project_dir = project_dir or Path.cwd()
-    catalog = project_catalog(env)
+    catalog = environment_catalog(Path.cwd(), env)
     decision = catalog.load("promotion_decision") if catalog.exists("promotion_decision") else None
     method = (decision or {}).get("method") or _packaged_method(env)
     registry = load_registry(project_dir)

@@ -132,17 +132,10 @@ def run_ci_summary(arguments: argparse.Namespace, parser: argparse.ArgumentParse
 
 
 def project_catalog(env: str | None = None):
-    """The catalog of the project in the working directory for Kedro environment ``env``.
+    """The catalog of the project in the working directory for Kedro environment ``env`` (no session, no MLflow run)."""
+    from neurontune.stage_status import environment_catalog
 
-    Reads the configuration directly, so it starts no Kedro session and no MLflow run.
-    """
-    from kedro.config import OmegaConfigLoader
-    from kedro.io import DataCatalog
-
-    from neurontune.settings import CONFIG_LOADER_ARGS
-
-    loader = OmegaConfigLoader(conf_source=str(Path.cwd() / "conf"), env=env, **CONFIG_LOADER_ARGS)
-    return DataCatalog.from_config(loader["catalog"])
+    return environment_catalog(Path.cwd(), env)
 
 
 def catalog_filepath(name: str, env: str | None = None) -> Path:

@@ -29,13 +29,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from neurontune.core.head import RETRAIN_DEFAULTS, SOLVERS
+from neurontune.core.metrics import AUTO, GATE_METRICS
 from neurontune.core.roles import ERROR_CHOICES
 from neurontune.core.scoring import SELECTION_RULES, STATISTICS
 from neurontune.data.tables import SPLITS
 from neurontune.models.distributed import DistributedSettings
 from neurontune.models.text import POOLINGS
 from neurontune.models.training import TRAINING_MODES
-from neurontune.tracking.promotion import AUTO, GATE_METRICS
 
 
 #: The method every other is compared with (the ERM model's own head).

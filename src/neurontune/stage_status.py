@@ -186,3 +186,15 @@ def format_status(statuses: list[StageStatus], env: str | None) -> str:
     lines.append(f"\nto bring them up to date: kedro run{environment} --pipelines {','.join(todo)}" if todo
                  else "\nevery stage is up to date")
     return "\n".join(lines)
+
+
+def environment_catalog(project: Path, env: str | None = None):
+    """The catalog of the project at ``project`` for Kedro environment ``env``, read straight from its configuration:
+    it starts no Kedro session and no MLflow run."""
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
+
+    from neurontune.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(conf_source=str(Path(project) / "conf"), env=env, **CONFIG_LOADER_ARGS)
+    return DataCatalog.from_config(loader["catalog"])

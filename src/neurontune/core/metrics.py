@@ -21,6 +21,11 @@ def not_measurable(reason: str = NO_GROUP_LABELS) -> str:
 NOT_MEASURABLE = not_measurable()
 
 
+#: The metrics the promotion gate may compare, and ``auto``: the first where the gate split has group labels, else the second.
+GATE_METRICS = ("worst_group_accuracy", "worst_class_accuracy")
+AUTO = "auto"
+
+
 def is_measured(value) -> bool:
     """True for a finite real number; False for a "not measurable: …" note, None, NaN or a missing value."""
     return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)

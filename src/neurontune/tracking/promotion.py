@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from neurontune.core.metrics import AUTO, GATE_METRICS
+
 PROMOTED = "promoted"
 REFUSED = "refused"
 ALREADY_CHAMPION = "already_champion"
@@ -22,8 +24,6 @@ class PromotionRefused(RuntimeError):
 
 #: The numbers the gate may decide on (``model_promotion.gate.metric``); ``auto`` = worst-group accuracy where the
 #: gate split has group labels, else worst-class accuracy (class labels only).
-GATE_METRICS = ("worst_group_accuracy", "worst_class_accuracy")
-AUTO = "auto"
 METRIC_LABELS = {"worst_group_accuracy": "worst-group accuracy", "worst_class_accuracy": "worst-class accuracy"}
 
 
