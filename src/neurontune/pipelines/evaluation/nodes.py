@@ -15,6 +15,7 @@ from neurontune.core import LinearHead, group_report, head_predict, overlapping_
 from neurontune.core.metrics import (  # noqa: E402
     HARM_METRICS,
     change_against_reference,
+    check_measurable,
     extreme_auroc,
     mask_hits,
     validity_card,
@@ -55,6 +56,12 @@ def compute_group_metrics(method_predictions: pd.DataFrame, raw_metadata: pd.Dat
                          f"its columns are {list(raw_metadata.columns)}.")
     n_classes, n_groups = int(dataset_manifest["n_classes"]), int(dataset_manifest["n_groups"])
     validate_metadata(raw_metadata, n_classes, source="raw_metadata")
+    absent = {split: check_measurable(rows["y"].to_numpy(), rows["group"].to_numpy(), n_classes, n_groups,
+                                      f"raw_metadata's {split} split", require_groups=split != "train")
+              for split, rows in raw_metadata.groupby("split", sort=False)}  # before any method is scored
+    if absent.get("train"):  # a fully correlated training split is a benchmark's point; say what its WGA omits
+        logger.warning("train split: group(s) %s have no sample; its worst_group_accuracy covers the others "
+                       "(recorded as not_measured_groups)", absent["train"])
     train_groups = raw_metadata.loc[raw_metadata["split"] == "train", "group"].to_numpy()
     proportions = np.bincount(train_groups, minlength=n_groups) / len(train_groups)
     columns = ["sample_id", "y", "group", *overlapping_attributes]
@@ -68,7 +75,8 @@ def compute_group_metrics(method_predictions: pd.DataFrame, raw_metadata: pd.Dat
         if overlapping_attributes:
             members = {column: rows[column].to_numpy() == 1 for column in overlapping_attributes}
             report.update(overlapping_group_report(rows["y"].to_numpy(), rows["y_pred"].to_numpy(), members, n_classes))
-        metrics.setdefault(method, {})[split] = {**report, "n_masked": int(rows["n_masked"].iloc[0])}
+        metrics.setdefault(method, {})[split] = {**report, "n_masked": int(rows["n_masked"].iloc[0]),
+                                                 **({"not_measured_groups": absent[split]} if absent.get(split) else {})}
     _log_summary(metrics)
     return metrics
 
