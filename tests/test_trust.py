@@ -2,15 +2,20 @@
 project knows to be wrong — missing classes, fractional labels, huge cached values, stale digests, two runs
 at once — and clear errors instead of tracebacks. The kedro runs use copies of the suite's ci project."""
 
+import re
+import shutil
+import subprocess
+
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from neurontune.data import build_benchmark_data
 from neurontune.data.published import DatasetLayoutError
 from neurontune.data.tables import build_metadata
 from neurontune.pipelines.evaluation.nodes import compute_group_metrics
-from tests.conftest import kedro
+from tests.conftest import BIN, kedro, patience, project_environment
 from tests.data.test_published import write_metadata_image_layout
 from tests.test_reliability import data_file, ran_copy, said, times
 
@@ -38,11 +43,9 @@ def tampered(project):
 
 def edit_npz(change):
     def edit(path):
-        with np.load(path) as stored:
-            arrays = {key: stored[key] for key in stored.files}
+        arrays = dict(np.load(path))
         change(arrays)
-        with open(path, "wb") as handle:
-            np.savez(handle, **arrays)
+        np.savez(path, **arrays)  # the name ends in .npz: written in place
     return edit
 
 
@@ -95,3 +98,127 @@ def test_huge_finite_values_in_the_training_cache_stop_the_run(project, tampered
                 "split's typical magnitude", result)
     assert said("(first: [7, 11], largest |value| 1e+30)", result)
     assert times(project, "06_models") == heads
+
+
+# ------------------------------------------------------------------- case 2: raw data edited after data_versioning
+
+
+def test_raw_metadata_edited_after_data_versioning_stops_the_run(project, tampered):
+    """The issue: test rows moved to val in metadata.parquet kept the old data_digest (the gate compared numbers from
+    different data, evaluated on 293 test samples instead of 400)."""
+    def move_test_rows(path):
+        metadata = pd.read_parquet(path)
+        metadata.loc[metadata.index[metadata["split"] == "test"][:50], "split"] = "val"
+        metadata.to_parquet(path)
+
+    tampered(("01_raw", "metadata.parquet"), move_test_rows)
+    before = times(project, "04_feature", "06_models", "08_reporting")
+    result = kedro(project, "run", "--env", "ci", "--pipelines", "evaluation,model_promotion", check=False)
+    assert result.returncode != 0
+    assert said("the raw data changed after data_versioning recorded it", result)
+    assert said("rerun data_versioning first", result)
+    assert times(project, "04_feature", "06_models", "08_reporting") == before
+
+
+# ------------------------------------------------------------------- case 1: two runs at once
+
+
+def test_two_runs_started_together_do_not_mix(ci_project, tmp_path):
+    """The issue: run A (seed 0) packaged run B's seed-1 ERM backbone; both exit 0. Now the second run waits for the
+    first (one run at a time per project) and each packages the backbone it trained."""
+    project = ran_copy(ci_project, tmp_path / "project")
+    shutil.copy2(ci_project / "mlflow.db", project / "mlflow.db")
+    command = [str(BIN / "kedro"), "run", "--env", "ci", "--pipelines", "erm_training,model_promotion"]
+    runs = [subprocess.Popen(command + extra, cwd=project, env=project_environment(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for extra in ([], ["--params", "erm_training.seed=1"])]
+    outputs = [run.communicate(timeout=patience(600))[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert sum(bool(re.search(r"waiting\s+for\s+another\s+kedro\s+run", output)) for output in outputs) == 1
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("neurontune").experiment_id
+    pair = sorted(client.search_runs([experiment], "tags.erm_checkpoint_digest != ''", max_results=50),
+                  key=lambda run: run.info.start_time)[-2:]
+    assert len(pair) == 2 and pair[0].info.end_time <= pair[1].info.start_time  # one after the other, not interleaved
+    assert pair[0].data.tags["erm_checkpoint_digest"] != pair[1].data.tags["erm_checkpoint_digest"]  # seeds 0 and 1
+    for run in pair:  # each registered (or reused) version serves the backbone its own run trained
+        version = client.get_model_version("neurontune-colored_mnist", run.data.tags["promotion.challenger_version"])
+        assert version.tags["erm_checkpoint_digest"] == run.data.tags["erm_checkpoint_digest"]
+
+
+# ------------------------------------------------------------------- cases 9-12: a clear error, not a traceback
+
+
+def clear_error(result, *messages: str) -> None:
+    """The run failed with every message in its output and no traceback."""
+    assert result.returncode != 0, result.stdout[-2000:]
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output[-4000:]
+    for message in messages:
+        assert said(message, result), output[-3000:]
+
+
+def kedro_with(project, *arguments, **variables):
+    return subprocess.run([str(BIN / "kedro"), *arguments], cwd=project, env=project_environment(**variables),
+                          capture_output=True, text=True, timeout=patience(300))
+
+
+@pytest.fixture
+def not_mlflow(tmp_path):
+    """A web server on 127.0.0.1 that is not MLflow: every path answers 404 (an HTML page)."""
+    import sys
+
+    from tests.tracking.conftest import free_port, stop, wait_for_http
+
+    (tmp_path / "index.html").write_text("hello")
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for_http(f"http://127.0.0.1:{port}/", process, timeout=patience(30))
+    yield f"http://127.0.0.1:{port}"
+    stop(process)
+
+
+def test_a_tracking_uri_that_is_not_mlflow_is_named(project, not_mlflow):
+    """Case 9: a URI answering 404 passed the pre-flight check and failed 12 s later in a raw MlflowException."""
+    result = kedro_with(project, "run", "--env", "ci", "--pipelines", "data_versioning", MLFLOW_TRACKING_URI=not_mlflow)
+    clear_error(result, f"{not_mlflow} answered HTTP 404 to MLflow's REST API", "it is not an MLflow tracking server")
+
+
+def test_a_truncated_mlflow_db_is_named(project, ci_project):
+    """Case 10: a truncated mlflow.db gave a "database disk image is malformed" traceback."""
+    store = project / "mlflow.db"
+    content = (ci_project / "mlflow.db").read_bytes()
+    store.write_bytes(content[: len(content) // 2])
+    try:
+        result = kedro_with(project, "run", "--env", "ci", "--pipelines", "data_versioning")
+    finally:
+        store.unlink()
+    clear_error(result, f"the MLflow store {store} is damaged", "move it aside")
+
+
+@pytest.mark.parametrize("entry", ["[promoter, secret]", "promoter:secret"])
+def test_mlflow_credentials_of_the_wrong_shape_are_named(project, entry):
+    """Case 11: ``mlflow_credentials`` given as a list or a string gave ``AttributeError: .items``."""
+    credentials = project / "conf" / "ci" / "credentials.yml"
+    credentials.write_text(f"mlflow_credentials: {entry}\n")
+    try:
+        result = kedro_with(project, "run", "--env", "ci", "--pipelines", "data_versioning")
+    finally:
+        credentials.unlink()
+    clear_error(result, "credentials.yml of environment ci, entry 'mlflow_credentials' must be a mapping")
+    assert "secret" not in result.stdout + result.stderr
+
+
+def test_a_duplicate_key_names_the_file_and_an_unknown_env_is_one_line(project):
+    """Case 12: a duplicate key gave ``ConstructorError`` without the file's name; ``--env nosuch`` was named only
+    after a 222-line traceback."""
+    parameters = project / "conf" / "ci" / "parameters.yml"
+    original = parameters.read_text()
+    parameters.write_text(original + "data_versioning: {}\n")  # the file already has a data_versioning block
+    try:
+        result = kedro_with(project, "run", "--env", "ci", "--pipelines", "data_versioning")
+    finally:
+        parameters.write_text(original)
+    clear_error(result, f"cannot read {parameters}, line", "found duplicate key")
+    clear_error(kedro_with(project, "run", "--env", "nosuch"), "no Kedro environment 'nosuch'", "Environments here:")
