@@ -130,6 +130,8 @@ CASES = {
                     "erm_training.distributed: several nodes need a shared erm_training.distributed.rdzv_id"),
     "distributed_key": (lambda p: p["erm_training"]["distributed"].update(nproc=2),
                         "erm_training.distributed: erm_training.distributed has unknown key(s) ['nproc']"),
+    "epochs_huge": (lambda p: p["erm_training"]["modes"]["finetune"].update(epochs=10**9),  # issue 28: accepted before
+                    "erm_training.modes.finetune.epochs: must be <= 10000; got 1000000000"),
     "moved": (lambda p: p["erm_training"].update(epochs=500),
               "erm_training.epochs: no longer read: it moved to erm_training.modes.<mode>.epochs"),
 }

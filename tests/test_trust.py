@@ -18,6 +18,7 @@ from neurontune.pipelines.evaluation.nodes import compute_group_metrics
 from tests.conftest import BIN, kedro, patience, project_environment
 from tests.data.test_published import write_metadata_image_layout
 from tests.test_reliability import data_file, ran_copy, said, times
+from tests.tracking.conftest import MODEL_NAME
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_two_runs_started_together_do_not_mix(ci_project, tmp_path):
     assert len(pair) == 2 and pair[0].info.end_time <= pair[1].info.start_time  # one after the other, not interleaved
     assert pair[0].data.tags["erm_checkpoint_digest"] != pair[1].data.tags["erm_checkpoint_digest"]  # seeds 0 and 1
     for run in pair:  # each registered (or reused) version serves the backbone its own run trained
-        version = client.get_model_version("neurontune-colored_mnist", run.data.tags["promotion.challenger_version"])
+        version = client.get_model_version(MODEL_NAME, run.data.tags["promotion.challenger_version"])
         assert version.tags["erm_checkpoint_digest"] == run.data.tags["erm_checkpoint_digest"]
 
 

@@ -244,7 +244,8 @@ Backbone = Annotated[Union[SmallCnn, EfficientNetLite0, ResNet50, AllMiniLML6V2,
 class Optimisation(Schema):
     """ERM's optimisation in one mode."""
 
-    epochs: PositiveInt = Field(description="passes over the training split")
+    epochs: Annotated[int, Field(gt=0, le=10_000)] = Field(description="passes over the training split (at most "
+                                                                       "10,000: more is a typo, e.g. 1e9)")
     learning_rate: PositiveFloat = Field(description="Adam's learning rate")
     weight_decay: NonNegativeFloat = Field(description="Adam's weight decay")
     batch_size: PositiveInt = Field(description="samples per batch")
@@ -371,7 +372,7 @@ class Variant(Schema):
 class Retrain(Schema):
     solver: _choices(SOLVERS) = Field(description="lbfgs (class-weighted L2 logistic regression to convergence) or sgd")
     max_iter: PositiveInt = Field(description="lbfgs iterations")
-    epochs: PositiveInt = Field(description="sgd passes over D_tune")
+    epochs: Annotated[int, Field(gt=0, le=10_000)] = Field(description="sgd passes over D_tune (at most 10,000)")
     learning_rate: PositiveFloat = Field(description="sgd learning rate")
     momentum: Annotated[float, Field(ge=0, lt=1)] = Field(description="sgd momentum")
     batch_size: PositiveInt = Field(description="sgd batch size")

@@ -131,3 +131,10 @@ def test_fresh_process_predicts_what_evaluation_scored(trained_project):
     assert checked["same_ids"] and checked["n"] == 400  # the ci environment's test split
     assert checked["agree"] == 1.0
     assert checked["prob_sum"] < 1e-9
+
+
+def test_ci_runs_register_under_a_name_of_their_own(client):
+    """Issue 28: ``--env ci`` registered its tiny model as ``neurontune-colored_mnist`` and moved that name's
+    @challenger. It registers ``neurontune-ci-colored_mnist`` now; the production name is never touched."""
+    assert MODEL_NAME == "neurontune-ci-colored_mnist"
+    assert [model.name for model in client.search_registered_models()] == [MODEL_NAME]

@@ -29,17 +29,23 @@ def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
     return clean, urllib.parse.unquote(username) or None, urllib.parse.unquote(password) if password else None
 
 
-def move_credentials_out_of_uri(environ, variable: str = "MLFLOW_TRACKING_URI") -> bool:
-    """Take the user info out of ``environ[variable]`` into ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``
-    (values already set win); return whether the URI held any."""
-    clean, username, password = split_credentials(environ.get(variable) or "")
-    if clean == (environ.get(variable) or ""):
-        return False
-    environ[variable] = clean
+def adopt_uri_credentials(uri: str, environ) -> str:
+    """``uri`` without its user info, which becomes ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` in ``environ``
+    (values already set win)."""
+    clean, username, password = split_credentials(uri or "")
     for key, value in (("MLFLOW_TRACKING_USERNAME", username), ("MLFLOW_TRACKING_PASSWORD", password)):
         if value and not environ.get(key):
             environ[key] = value
-    return True
+    return clean
+
+
+def move_credentials_out_of_uri(environ, variable: str = "MLFLOW_TRACKING_URI") -> bool:
+    """:func:`adopt_uri_credentials` on ``environ[variable]``, in place; return whether the URI held any."""
+    uri = environ.get(variable) or ""
+    clean = adopt_uri_credentials(uri, environ)
+    if clean != uri:
+        environ[variable] = clean
+    return clean != uri
 
 
 class RedactingFilter(logging.Filter):

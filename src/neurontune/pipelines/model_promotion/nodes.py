@@ -79,7 +79,7 @@ def decide_on_challenger(debiased_model: dict, gate: dict, metrics: dict) -> dic
         erm=Candidate(version=0, worst_group_accuracy=erm["worst_group_accuracy"], mean_accuracy=erm["mean_accuracy"]),
     )
     version = debiased_model["challenger"]["version"]
-    registration = (f"reused v{version}: same content digest as the latest version, nothing registered"
+    registration = (f"reused v{version}: same content digest as that earlier version, nothing registered"
                     if debiased_model.get("reused") else f"registered v{version}")
     logger.info("promotion gate on %s: %s — %s (%s)", split, decision.status, decision.reason, registration)
     return {"registered_model_name": debiased_model["registered_model_name"], "split": split,
