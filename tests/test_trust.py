@@ -136,7 +136,8 @@ def test_two_runs_started_together_do_not_mix(ci_project, tmp_path):
     assert [run.returncode for run in runs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     assert sum(bool(re.search(r"waiting\s+for\s+another\s+kedro\s+run", output)) for output in outputs) == 1
 
-    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    store = f"sqlite:///{project / 'mlflow.db'}"
+    client = MlflowClient(store, store)  # its registry too, whatever an earlier test set as the registry URI
     experiment = client.get_experiment_by_name("neurontune").experiment_id
     pair = sorted(client.search_runs([experiment], "tags.erm_checkpoint_digest != ''", max_results=50),
                   key=lambda run: run.info.start_time)[-2:]

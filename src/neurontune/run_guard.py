@@ -135,6 +135,7 @@ class RunGuardHook:
         self._lock: RunLock | None = None
         self._watched: set[str] = set()
         self._written: dict[str, tuple[Path, str]] = {}
+        self._catalog = None
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow opens its run: a waiting run has no MLflow run yet
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
@@ -180,8 +181,7 @@ class RunGuardHook:
         self._release()
 
     def _catalog_dataset(self, name):
-        catalog = getattr(self, "_catalog", None)
-        return None if catalog is None else catalog.get(name)
+        return None if self._catalog is None else self._catalog.get(name)
 
     def _check_raw_data(self, pipeline, catalog) -> None:
         if "dataset_manifest" in pipeline.all_outputs() or not set(RAW_DATA) & pipeline.inputs():
