@@ -262,7 +262,8 @@ def test_a_typo_in_a_conf_file_names_the_file(ran_project):
     original = parameters.read_text()
     before = snapshot(ran_project)
     try:
-        parameters.write_text(original + "model_promotion:\n  gate:\n    min_delt: 0.1\n")
+        # conf/ci/parameters.yml has a model_promotion block already (the ci model's name): the typo goes inside it
+        parameters.write_text(original.replace("model_promotion:\n", "model_promotion:\n  gate:\n    min_delt: 0.1\n", 1))
         result = kedro(ran_project, "run", "--env", "ci", "--pipelines", "model_promotion", check=False)
     finally:
         parameters.write_text(original)
