@@ -224,3 +224,32 @@ def test_a_duplicate_key_names_the_file_and_an_unknown_env_is_one_line(project):
         parameters.write_text(original)
     clear_error(result, f"cannot read {parameters}, line", "found duplicate key")
     clear_error(kedro_with(project, "run", "--env", "nosuch"), "no Kedro environment 'nosuch'", "Environments here:")
+
+
+# ------------------------------------------------------------------- also seen: staleness by content
+
+
+def test_an_identical_conf_file_copied_again_leaves_every_stage_up_to_date(ci_project, tmp_path, capsys, monkeypatch):
+    """Issue 28: ``neurontune status`` judged by file times, so re-copying an identical conf file marked every stage
+    stale. Runs now keep a ledger of contents; a newer time with the same content is not a change."""
+    from neurontune.console import main as neurontune
+
+    project = ran_copy(ci_project, tmp_path / "project")
+    shutil.copy2(ci_project / ".neurontune-content.json", project / ".neurontune-content.json")
+    monkeypatch.chdir(project)
+
+    def status() -> tuple[int, str]:
+        code = neurontune(["status", "--env", "ci"])
+        return code, capsys.readouterr().out
+
+    assert status()[0] == 0
+    for name in ("ci/parameters.yml", "base/parameters_erm_training.yml"):
+        path = project / "conf" / name
+        content = path.read_bytes()
+        path.unlink()
+        path.write_bytes(content)  # the same bytes, a new file time
+    code, report = status()
+    assert code == 0 and "every stage is up to date" in report, report
+    (project / "conf/base/parameters_erm_training.yml").write_bytes(content + b"# edited\n")
+    code, report = status()
+    assert code == 1 and "conf/base/parameters_erm_training.yml changed after its outputs were written" in report

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
 
+from neurontune.content_ledger import record_contents
 from neurontune.data.tables import content_digest
-from neurontune.tracking.digests import dataset_file, file_digest
+from neurontune.tracking.digests import dataset_file, file_digest, pipeline_files
 
 logger = logging.getLogger(__name__)
 
@@ -173,8 +174,15 @@ class RunGuardHook:
                     "run evaluated; nothing was registered. Rerun with no other run on this project.")
 
     @hook_impl(trylast=True)  # after kedro-mlflow has ended the run
-    def after_pipeline_run(self) -> None:
-        self._release()
+    def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        try:  # what each file held, for `neurontune status` (staleness by content)
+            project = Path(run_params.get("project_path") or Path.cwd())
+            conf = project / "conf"
+            envs = {"base", run_params.get("env") or "local"}
+            parameter_files = [path for env in envs for path in (conf / env).rglob("parameters*.yml")]
+            record_contents(project, [*pipeline_files(catalog, pipeline, project), *parameter_files])
+        finally:
+            self._release()
 
     @hook_impl(trylast=True)
     def on_pipeline_error(self) -> None:
