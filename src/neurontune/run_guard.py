@@ -181,6 +181,8 @@ class RunGuardHook:
             envs = {"base", run_params.get("env") or "local"}
             parameter_files = [path for env in envs for path in (conf / env).rglob("parameters*.yml")]
             record_contents(project, [*pipeline_files(catalog, pipeline, project), *parameter_files])
+        except OSError as error:  # a read-only project: status falls back to file times
+            logger.warning("could not record file contents for `neurontune status`: %s", error)
         finally:
             self._release()
 
