@@ -284,13 +284,26 @@ def report(rows: list[dict], arguments) -> str:
     return "\n".join(lines) + "\n"
 
 
+def output_problem(output: Path, workdir: Path, keep: bool) -> str | None:
+    """Why the report cannot be written at ``output`` after the run (None when it can)."""
+    output, workdir = output.resolve(), workdir.resolve()
+    if not keep and output.is_relative_to(workdir):
+        return (f"--output {output} lies inside --workdir {workdir}, which is deleted at the end of the run; "
+                "write the report elsewhere (or pass --keep).")
+    parent = next((folder for folder in (output.parent, *output.parent.parents) if folder.exists()), None)
+    if output.is_dir() or parent is None or not os.access(parent, os.W_OK):
+        return f"--output {output} cannot be written (a folder, or no write permission under {parent})."
+    return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--workdir", type=Path, default=PROJECT / "data" / "scale_benchmark")
     parser.add_argument("--output", type=Path, default=PROJECT / "benchmarks" / "results" / "SCALE.md")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=1, help="retrain_head epochs (L-BFGS: 20 x epochs iterations at most)")
+    parser.add_argument("--epochs", type=int, default=1, help="retrain_head epochs (SGD only: L-BFGS runs to convergence, at most max_iter = 400 iterations; "
+                             "docs/scaling.md, what the chunked fit costs)")
     parser.add_argument("--memory-limit-gb", type=float, default=8.0)
     parser.add_argument("--keep", action="store_true", help="keep the caches")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
@@ -305,6 +318,9 @@ def main(argv=None) -> int:
         result["vm_hwm_kb"] = peak_resident_kb()
         print(json.dumps(result))
         return 0
+    problem = output_problem(arguments.output, arguments.workdir, arguments.keep)
+    if problem:  # before any work: a report that cannot be written is minutes (hours at 1e6) lost
+        parser.error(problem)
     needed = max(arguments.sizes) * WIDTH * 2 / 1e9 * 1.1
     free = shutil.disk_usage(arguments.workdir.parent if not arguments.workdir.exists() else arguments.workdir).free / 1e9
     if needed > free:

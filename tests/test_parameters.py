@@ -123,6 +123,8 @@ CASES = {
                     "erm_training.distributed: several nodes need a shared erm_training.distributed.rdzv_id"),
     "distributed_key": (lambda p: p["erm_training"]["distributed"].update(nproc=2),
                         "erm_training.distributed: erm_training.distributed has unknown key(s) ['nproc']"),
+    "epochs_huge": (lambda p: p["erm_training"]["modes"]["finetune"].update(epochs=10**9),  # issue 28: accepted before
+                    "erm_training.modes.finetune.epochs: must be <= 10000; got 1000000000"),
     "moved": (lambda p: p["erm_training"].update(epochs=500),
               "erm_training.epochs: no longer read: it moved to erm_training.modes.<mode>.epochs"),
 }
@@ -284,7 +286,8 @@ def test_a_typo_in_a_conf_file_names_the_file(ran_project):
     original = parameters.read_text()
     before = snapshot(ran_project)
     try:
-        parameters.write_text(original + "model_promotion:\n  gate:\n    min_delt: 0.1\n")
+        # conf/ci/parameters.yml has a model_promotion block already (the ci model's name): the typo goes inside it
+        parameters.write_text(original.replace("model_promotion:\n", "model_promotion:\n  gate:\n    min_delt: 0.1\n", 1))
         result = kedro(ran_project, "run", "--env", "ci", "--pipelines", "model_promotion", check=False)
     finally:
         parameters.write_text(original)

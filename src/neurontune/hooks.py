@@ -25,7 +25,8 @@ from mlflow.tracking import MlflowClient
 
 from neurontune.io.datasets import apply_storage_options
 from neurontune.models.predictor import checkpoint_digest
-from neurontune.tracking.connection import apply_http_defaults, check_tracking_server
+from neurontune.tracking.connection import apply_http_defaults, check_tracking_server, validate_credentials
+from neurontune.tracking.redact import install_log_redaction, move_credentials_out_of_uri
 from neurontune.tracking.digests import DIGESTS_ARTIFACT, DIGESTS_TAG, dataset_file, document_digest, pipeline_files, record_digests
 from neurontune.tracking.runs import InterruptGuard, mark_stale, owner_tags, stale_runs
 
@@ -58,13 +59,17 @@ class LineageHook:
     @hook_impl(tryfirst=True)  # before kedro-mlflow contacts the server
     def after_context_created(self, context) -> None:
         apply_http_defaults()
+        install_log_redaction()
+        move_credentials_out_of_uri(os.environ)  # before kedro-mlflow reads the URI: no password in what it logs
         try:
             config = context.config_loader["mlflow"]
         except MissingConfigException:
             return
         server, tracking = config.get("server") or {}, config.get("tracking") or {}
         try:
-            credentials = context.config_loader["credentials"].get(server.get("credentials") or "", {})
+            entry = server.get("credentials") or ""
+            credentials = validate_credentials(context.config_loader["credentials"].get(entry, {}),
+                                               f"credentials.yml of environment {context.env or 'local'}, entry {entry!r}")
         except MissingConfigException:
             credentials = {}
         check_tracking_server(str(server.get("mlflow_tracking_uri") or ""),

@@ -249,7 +249,8 @@ Backbone = Annotated[Union[SmallCnn, EfficientNetLite0, ResNet50, AllMiniLML6V2,
 class Optimisation(Schema):
     """ERM's optimisation in one mode."""
 
-    epochs: PositiveInt = Field(description="passes over the training split")
+    epochs: Annotated[int, Field(gt=0, le=10_000)] = Field(description="passes over the training split (at most "
+                                                                       "10,000: more is a typo, e.g. 1e9)")
     learning_rate: PositiveFloat = Field(description="Adam's learning rate")
     weight_decay: NonNegativeFloat = Field(description="Adam's weight decay")
     batch_size: PositiveInt = Field(description="samples per batch")
@@ -379,7 +380,8 @@ class Retrain(Schema):
     solver: _choices(SOLVERS) = Field(RETRAIN_DEFAULTS["solver"],
                                       description="lbfgs (class-weighted L2 logistic regression to convergence) or sgd")
     max_iter: PositiveInt = Field(RETRAIN_DEFAULTS["max_iter"], description="lbfgs iterations")
-    epochs: PositiveInt = Field(RETRAIN_DEFAULTS["epochs"], description="sgd passes over D_tune")
+    epochs: Annotated[int, Field(gt=0, le=10_000)] = Field(RETRAIN_DEFAULTS["epochs"],
+                                                          description="sgd passes over D_tune (at most 10,000)")
     learning_rate: PositiveFloat = Field(RETRAIN_DEFAULTS["learning_rate"], description="sgd learning rate")
     momentum: Annotated[float, Field(ge=0, lt=1)] = Field(RETRAIN_DEFAULTS["momentum"], description="sgd momentum")
     batch_size: PositiveInt = Field(RETRAIN_DEFAULTS["batch_size"], description="sgd batch size")

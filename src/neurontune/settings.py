@@ -5,11 +5,14 @@ from pathlib import Path
 
 from kedro.utils import find_kedro_project
 
+from neurontune import user_errors
+from neurontune.config_loader import ProjectConfigLoader
 from neurontune.hooks import LineageHook, NodeTimingHook, ObjectStoreHook
 from neurontune.parameter_hooks import RunSettingsHook
+from neurontune.run_guard import RunGuardHook
 
 # RunSettingsHook is registered last and runs first (tryfirst): parameters are checked before anything else
-HOOKS = (ObjectStoreHook(), LineageHook(), NodeTimingHook(), RunSettingsHook())
+HOOKS = (ObjectStoreHook(), LineageHook(), NodeTimingHook(), RunGuardHook(), RunSettingsHook())
 
 
 def tracking_uri() -> str:
@@ -20,6 +23,9 @@ def tracking_uri() -> str:
     return f"sqlite:///{(root / 'mlflow.db').as_posix()}"
 
 
+user_errors.install()  # a bad configuration, parameter, server or permission: one message, not a traceback
+
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

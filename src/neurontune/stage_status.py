@@ -1,7 +1,9 @@
 """Which stages of a benchmark are stale: ``neurontune status [--env ENV]``.
 
 From the pipeline structure (each node's file inputs and outputs, found through the catalog, and the
-parameter files of the blocks it reads) and the files' modification times, without DVC. A stage is
+parameter files of the blocks it reads) and the files' modification times, without DVC — a file whose time
+is newer but whose content is the one it had when the outputs were written (by the content ledger the runs
+keep, :mod:`neurontune.content_ledger`) is not a change. A stage is
 
 - ``missing`` when none of its outputs exists (never run), ``incomplete`` when some are missing;
 - ``stale`` when one of its nodes reads a file or a parameter file that changed after that node's
@@ -19,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from neurontune.content_ledger import load_ledger, unchanged_since
+
 UP_TO_DATE, STALE, MISSING, INCOMPLETE = "up to date", "stale", "missing", "incomplete"
 #: A stage whose outputs are not local files (e.g. ``NEURONTUNE_DATA_ROOT`` on object storage): not judged.
 NOT_CHECKED = "not checked"
@@ -35,7 +39,8 @@ class StageStatus:
     rerun: bool = False
 
 
-def stage_statuses(stages: dict, catalog, parameter_files: dict[str, list[Path]], project: Path) -> list[StageStatus]:
+def stage_statuses(stages: dict, catalog, parameter_files: dict[str, list[Path]], project: Path,
+                   ledger: dict | None = None) -> list[StageStatus]:
     """The status of each stage, in the order of ``stages``.
 
     Judged node by node, in the order Kedro runs them (one ``kedro run`` interleaves the nodes of several
@@ -48,6 +53,8 @@ def stage_statuses(stages: dict, catalog, parameter_files: dict[str, list[Path]]
     catalog : the environment's DataCatalog (file locations)
     parameter_files : {parameters block: the files that set keys of it}
     project : the project root (paths are shown relative to it)
+    ledger : :mod:`neurontune.content_ledger`'s record of contents; an input newer than the outputs but with the
+        content it had when they were written does not make them stale
     """
     from kedro.pipeline import Pipeline
 
@@ -94,6 +101,8 @@ def stage_statuses(stages: dict, catalog, parameter_files: dict[str, list[Path]]
                 why = None if written_by[path] == stage else \
                     f"reads {_shown(path, project)}, which stage {written_by[path]} has to rewrite"
             elif path.is_file() and path.stat().st_mtime_ns > oldest:
+                if ledger and unchanged_since(ledger, path, project, oldest):
+                    continue  # a newer time, the same content (e.g. an identical file copied again)
                 why = f"{_shown(path, project)} changed after its outputs were written"
             else:
                 continue
@@ -167,7 +176,8 @@ def project_status(project: Path, env: str | None = None) -> list[StageStatus]:
     blocks = {block for _, tree in sources.layers for block in tree}
     parameter_files = {block: [project / label for label in sources.files_setting(block)] for block in blocks}
     pipelines = register_pipelines()
-    return stage_statuses({name: pipelines[name] for name in STAGES}, catalog, parameter_files, project)
+    return stage_statuses({name: pipelines[name] for name in STAGES}, catalog, parameter_files, project,
+                          load_ledger(project))
 
 
 def all_up_to_date(statuses: list[StageStatus]) -> bool:

@@ -30,7 +30,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, copy_project, patience, project_environment
 
-MODEL_NAME = "neurontune-colored_mnist"
+MODEL_NAME = "neurontune-ci-colored_mnist"  # `--env ci` registers under a name of its own
 
 
 @dataclass

@@ -97,3 +97,18 @@ def test_a_champion_appearing_after_a_first_decision_stops_it_too(client, tmp_pa
     with pytest.raises(RuntimeError, match=rf"moved from vNone to v{other}"):
         apply_decision(decision)
     assert alias_version(client, NAME, "champion") == other
+
+
+def test_an_unchanged_model_reuses_any_earlier_identical_version(client, tmp_path, monkeypatch):
+    """Issue 28: packaging method A, then B, then A again registered A a second time (only the latest version's digest
+    was compared). Now A's earlier version is reused and @challenger points back at it; nothing is registered."""
+    from neurontune.tracking import registry
+
+    for digest in ("digest-of-A", "digest-of-B"):
+        version = register(client, tmp_path, 0.6, 0.9)
+        client.set_model_version_tag(NAME, version, registry.MODEL_DIGEST_TAG, digest)
+    monkeypatch.setattr(registry, "model_content_digest", lambda bundle: "digest-of-A")
+    record = registry.register_debiased_model({"registered_model_name": NAME}, alias="challenger")
+    assert record["reused"] and record["version"] == "1"
+    assert alias_version(client, NAME, "challenger") == "1"
+    assert [str(version.version) for version in client.search_model_versions(f"name = '{NAME}'")] in (["2", "1"], ["1", "2"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -58,7 +59,9 @@ def test_every_alias_move_is_audited(trained_project, client):
 
 def test_unchanged_model_is_reused_not_registered_again(trained_project, client):
     assert trained_project.third_run.returncode == 0, trained_project.third_run.stderr[-3000:]
-    assert "reusing it, nothing registered" in trained_project.third_run.stdout + trained_project.third_run.stderr
+    output = trained_project.third_run.stdout + trained_project.third_run.stderr
+    # rich wraps the log line where the model name's length puts the break (and adds the source column there)
+    assert re.search(r"reusing\s+it,\s+(\S+\.py:\d+\s+)?nothing\s+registered", output), output[-3000:]
     assert sorted(str(v.version) for v in client.search_model_versions(f"name = '{MODEL_NAME}'")) == ["1", "2"]
     decision = json.loads((trained_project.path / "data/ci/08_reporting/promotion_decision.json").read_text())
     assert decision["status"] == "already_champion" and decision["challenger_version"] == 2
@@ -133,3 +136,10 @@ def test_fresh_process_predicts_what_evaluation_scored(trained_project):
     assert checked["same_ids"] and checked["n"] == 400  # the ci environment's test split
     assert checked["agree"] == 1.0
     assert checked["prob_sum"] < 1e-9
+
+
+def test_ci_runs_register_under_a_name_of_their_own(client):
+    """Issue 28: ``--env ci`` registered its tiny model as ``neurontune-colored_mnist`` and moved that name's
+    @challenger. It registers ``neurontune-ci-colored_mnist`` now; the production name is never touched."""
+    assert MODEL_NAME == "neurontune-ci-colored_mnist"
+    assert [model.name for model in client.search_registered_models()] == [MODEL_NAME]

@@ -74,6 +74,7 @@ def group_report(y_true, y_pred, groups, n_classes: int, n_groups: int, train_gr
     y_pred = check_labels(y_pred, n_classes, "y_pred", n_samples=y_true.shape[0])
     if y_true.size == 0:
         raise ValueError("cannot report accuracy on an empty split (0 samples).")
+    check_measurable(y_true, groups, n_classes, n_groups, require_groups=False)
     group_acc = per_group_accuracy(y_true, y_pred, groups, n_groups)
     report = {f"accuracy_group_{k}": float(v) for k, v in enumerate(group_acc) if np.isfinite(v)}
     report["worst_group_accuracy"] = float(np.nanmin(group_acc))
@@ -166,6 +167,25 @@ def split_report(y_true, y_pred, n_classes: int, *, groups=None, n_groups: int |
     if reference_wrong is not None:
         report.update(pseudo_group_report(y_true, y_pred, reference_wrong, n_classes))
     return report
+
+
+def check_measurable(y_true, groups, n_classes: int, n_groups: int, name: str = "the split",
+                     require_groups: bool = True) -> list[int]:
+    """Raise unless every class (and, with ``require_groups``, every group) occurs; return the absent groups.
+
+    A worst-group (or worst-class) accuracy over the groups that happen to be present overstates the
+    model and is not a measurement of the split.
+    """
+    classes = np.bincount(np.asarray(y_true), minlength=n_classes)[:n_classes]
+    group_counts = np.bincount(np.asarray(groups, dtype=np.int64), minlength=n_groups)[:n_groups]
+    missing_classes, missing_groups = np.flatnonzero(classes == 0), np.flatnonzero(group_counts == 0)
+    if missing_classes.size or (require_groups and missing_groups.size):
+        raise ValueError(
+            f"not measurable: {name} has no sample of class(es) {missing_classes.tolist()} / group(s) "
+            f"{missing_groups.tolist()} (class counts {classes.tolist()}, group counts {group_counts.tolist()}); "
+            f"its worst-group accuracy needs all {n_classes} classes and {n_groups} groups. Fix the split "
+            "assignment in the metadata and rerun from data_versioning.")
+    return missing_groups.tolist()
 
 
 def overlapping_group_report(y_true, y_pred, members: dict, n_classes: int) -> dict:

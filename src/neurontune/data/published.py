@@ -25,9 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neurontune.data.tables import build_metadata
+from neurontune.data.tables import build_metadata, integer_values
 
 SPLIT_CODES = {0: "train", 1: "val", 2: "test"}
+#: Columns of the published tables that are class, attribute or id codes: never cast silently (split codes are
+#: checked against SPLIT_CODES; CivilComments names its splits).
+INTEGER_COLUMNS = frozenset({"img_id", "y", "place", "gold_label", "sentence2_has_negation"})
 CIVILCOMMENTS_IDENTITIES = ("male", "female", "LGBTQ", "christian", "muslim", "other_religions", "black", "white")
 MULTINLI_FEATURE_FILES = (
     "cached_train_bert-base-uncased_128_mnli",
@@ -146,6 +149,11 @@ def _read_csv(name: str, path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     missing = [column for column in columns if column not in table.columns]
     if missing:
         raise DatasetLayoutError(f"{name}: {path} lacks column(s) {missing}; expected {list(columns)}, found {list(table.columns)}.")
+    for column in set(columns) & INTEGER_COLUMNS:
+        try:
+            integer_values(table[column], column, source=f"{name}: {path}")
+        except ValueError as error:
+            raise DatasetLayoutError(str(error)) from None
     return table
 
 

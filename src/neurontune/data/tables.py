@@ -21,12 +21,26 @@ def build_metadata(split, y, a, *, n_attributes: int = 2, sample_id=None, **colu
     ``group`` comes from :func:`neurontune.core.groups.group_ids` (``y * n_attributes + a``), the one
     definition of a group id; ``sample_id`` defaults to the row number.
     """
-    y = np.asarray(y, dtype=np.int64)
-    a = np.asarray(a, dtype=np.int64)
+    y = integer_values(y, "y")
+    a = integer_values(a, "a")
     n_classes = int(y.max()) + 1 if y.size else 2
-    sample_id = np.arange(len(y)) if sample_id is None else np.asarray(sample_id, dtype=np.int64)
+    sample_id = np.arange(len(y)) if sample_id is None else integer_values(sample_id, "sample_id")
     return pd.DataFrame({"sample_id": sample_id, "split": np.asarray(split), "y": y, "a": a,
                          "group": group_ids(y, a, max(n_classes, 2), n_attributes), **columns})
+
+
+def integer_values(values, name: str, source: str = "metadata") -> np.ndarray:
+    """``values`` as int64, refusing what a cast would change: a fractional label (0.5 would become 0), NaN, text."""
+    array = np.asarray(values)
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        numbers = pd.to_numeric(pd.Series(array.ravel()), errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(numbers) | (numbers != np.round(numbers)))
+        if bad.size:
+            raise ValueError(f"{source} column {name!r} must hold integers; {bad.size} row(s) do not, e.g. row "
+                             f"{int(bad[0])} = {array.ravel()[bad[0]]} (rows {bad[:5].tolist()}). Fix those rows: "
+                             "a cast would silently change them.")
+        array = numbers.reshape(array.shape)
+    return array.astype(np.int64)
 
 
 def validate_metadata(metadata: pd.DataFrame, n_classes: int, columns=METADATA_COLUMNS, source: str = "metadata") -> pd.DataFrame:

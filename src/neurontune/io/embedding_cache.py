@@ -17,6 +17,18 @@ from neurontune.io.datasets import NpzDataset
 
 REQUIRED = ("embeddings", "logits", "y", "sample_id")
 OPTIONAL = ("early_logits",)
+#: A row whose largest |value| exceeds this many times the split's typical row (the median over rows of
+#: each row's largest |value|) is refused: finite, but a corrupt or hostile value that overflows a fit.
+MAGNITUDE_BOUND = 1e4
+
+
+def outlying_rows(array: np.ndarray, bound: float = MAGNITUDE_BOUND) -> tuple[np.ndarray, float]:
+    """Rows of a finite (N, M) array whose largest |value| exceeds ``bound`` × the median row's, and that median."""
+    peaks = np.abs(array).max(axis=1) if array.size else np.zeros(len(array))
+    typical = float(np.median(peaks)) if peaks.size else 0.0
+    if typical == 0.0:  # a split of all-zero rows has no scale to compare with
+        return np.array([], dtype=np.int64), typical
+    return np.flatnonzero(peaks > bound * typical), typical
 
 
 def validate_embedding_cache(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
@@ -34,6 +46,11 @@ def validate_embedding_cache(arrays: dict[str, np.ndarray], source: str) -> dict
         if bad.size:
             raise ValueError(f"{source}: array {key!r} has NaN/inf values in {bad.size} rows (first: "
                              f"{bad[:5].tolist()}); the cache is corrupt — rerun embedding_caching.")
+        huge, typical = outlying_rows(array)
+        if huge.size:
+            raise ValueError(f"{source}: array {key!r} has {huge.size} rows with values over {MAGNITUDE_BOUND:g} × the "
+                             f"split's typical magnitude {typical:.3g} (first: {huge[:5].tolist()}, largest "
+                             f"|value| {np.abs(array[huge]).max():.3g}); the cache is corrupt — rerun embedding_caching.")
     n_classes = arrays["logits"].shape[1]
     if "early_logits" in arrays and arrays["early_logits"].shape[1] != n_classes:
         raise ValueError(f"{source}: 'early_logits' has {arrays['early_logits'].shape[1]} classes but 'logits' "

@@ -48,13 +48,14 @@ def add_tracking_commands(commands) -> None:
 def run_lineage(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Print the chain (or JSON); with --verify, 1 when a recorded file differs on disk."""
     from neurontune.tracking.lineage import LineageError, check_dvc_lock, format_lineage, resolve_lineage, verify_files
+    from neurontune.tracking.redact import redact_text
 
     project_dir = arguments.project_dir.resolve()
     try:
         client = _client(arguments, project_dir)
         chain = resolve_lineage(arguments.model_uri, project_dir, client)
     except LineageError as error:
-        parser.exit(exit_code_for(error), f"neurontune lineage: {error}\n")
+        parser.exit(exit_code_for(error), f"neurontune lineage: {redact_text(str(error))}\n")
     if arguments.verify:
         chain["verification"] = verify_files(chain, project_dir)
     if arguments.check_dvc_lock:
@@ -89,9 +90,11 @@ def run_team_server(arguments: argparse.Namespace, parser: argparse.ArgumentPars
     from mlflow.exceptions import MlflowException
 
     from neurontune.tracking.connection import TrackingServerError, apply_http_defaults, check_tracking_server
+    from neurontune.tracking.redact import adopt_uri_credentials
     from neurontune.tracking.team import benchmark_models, bootstrap, read_users
 
     apply_http_defaults()
+    arguments.tracking_uri = adopt_uri_credentials(arguments.tracking_uri, os.environ)
     try:
         users = read_users(arguments.users)
         check_tracking_server(arguments.tracking_uri, arguments.experiment)
@@ -120,10 +123,12 @@ def _client(arguments: argparse.Namespace, project_dir: Path):
 
     from neurontune.tracking.connection import TrackingServerError, apply_http_defaults, check_tracking_server
     from neurontune.tracking.lineage import LineageError, default_tracking_uri, require_existing_store
+    from neurontune.tracking.redact import adopt_uri_credentials
 
     apply_http_defaults()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the output to the report
     uri = arguments.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(project_dir)
+    uri = adopt_uri_credentials(uri, os.environ)  # a password in the URI travels as a header, never printed
     require_existing_store(uri)
     try:
         check_tracking_server(uri, os.environ.get("NEURONTUNE_EXPERIMENT", "neurontune"))

@@ -23,6 +23,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
+
+from neurontune.tracking.redact import redact_text, split_credentials
 
 #: MLflow's HTTP client settings the project sets when the user has not (documented in docs/team_setup.md):
 #: 2 retries with backoff 1 s → a dead server fails in seconds; 60 s per request leaves room for artifacts.
@@ -80,11 +83,14 @@ def check_tracking_server(uri: str, experiment: str, credentials: dict | None = 
     the run creates it. Local stores are not checked.
     """
     if not is_remote(uri):
+        check_local_store(uri)
         return
+    uri, uri_username, uri_password = split_credentials(uri)  # user info is not a host name: send it as a header
     query = urllib.parse.urlencode({"experiment_name": experiment})
     request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name?{query}")
     found = {**os.environ, **(credentials or {})}
-    username, password = found.get("MLFLOW_TRACKING_USERNAME"), found.get("MLFLOW_TRACKING_PASSWORD")
+    username = found.get("MLFLOW_TRACKING_USERNAME") or uri_username
+    password = found.get("MLFLOW_TRACKING_PASSWORD") or uri_password
     if username and password:
         token = base64.b64encode(f"{username}:{password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
@@ -93,7 +99,12 @@ def check_tracking_server(uri: str, experiment: str, credentials: dict | None = 
             return
     except urllib.error.HTTPError as error:
         if error.code == 404:
-            return
+            if _mlflow_error_code(error) == "RESOURCE_DOES_NOT_EXIST":
+                return  # an MLflow server without the experiment yet: the run creates it
+            raise TrackingServerError(
+                f"{uri} answered HTTP 404 to MLflow's REST API (/api/2.0/mlflow/…): it is not an MLflow tracking "
+                "server, or not at this path. Fix MLFLOW_TRACKING_URI (scheme, host, port, any path prefix), or unset "
+                "it to use the project's local mlflow.db.") from None
         if error.code == 401:
             if not (username and password):
                 missing = [name for name, value in (("MLFLOW_TRACKING_USERNAME", username),
@@ -123,6 +134,7 @@ def permitted(action: str, tracking_uri: str | None):
     :class:`TrackingServerError` (401), naming the user; other errors pass unchanged."""
     from mlflow.exceptions import MlflowException
 
+    tracking_uri = redact_text(tracking_uri or "")
     try:
         yield
     except MlflowException as error:
@@ -137,6 +149,68 @@ def permitted(action: str, tracking_uri: str | None):
             raise TrackingServerError(f"the MLflow server {tracking_uri} refused user {user!r} (HTTP 401) "
                                       f"while trying to {action}: {CREDENTIALS_HELP}.") from None
         raise
+
+
+def check_local_store(uri: str) -> None:
+    """Raise :class:`TrackingServerError` when a ``sqlite:///`` store exists but cannot be read (truncated,
+    overwritten, not a database). A missing file is fine: MLflow creates it."""
+    if not (uri or "").startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///"):])
+    if not path.is_file():
+        return
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+            verdict = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        verdict = str(error)
+    if verdict != "ok":
+        raise TrackingServerError(
+            f"the MLflow store {path} is damaged (sqlite: {verdict}); nothing was run. Restore it from a backup, or "
+            f"move it aside (`mv {path.name} {path.name}.damaged`) to start an empty store (its runs and registered "
+            "models are then not available).")
+
+
+def _mlflow_error_code(error: urllib.error.HTTPError) -> str | None:
+    """The ``error_code`` of an MLflow REST error body (None for anything else, e.g. an HTML 404 page)."""
+    try:
+        return json.loads(error.read().decode(errors="replace")).get("error_code")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def validate_credentials(entry, source: str = "conf/local/credentials.yml, entry mlflow_credentials") -> dict:
+    """The ``mlflow_credentials`` entry as a ``{VARIABLE: text}`` mapping; raise naming ``source`` otherwise."""
+    if entry in (None, {}):
+        return {}
+    if not isinstance(entry, dict):
+        raise TrackingServerError(
+            f"{source} must be a mapping such as `{{MLFLOW_TRACKING_USERNAME: promoter, MLFLOW_TRACKING_PASSWORD: …}}`; "
+            f"got a {type(entry).__name__}. See conf/local/credentials.yml.example.")
+    bad = sorted(str(key) for key, value in entry.items()
+                 if not (isinstance(key, str) and key.startswith("MLFLOW_") and isinstance(value, (str, int))))
+    if bad:
+        raise TrackingServerError(f"{source}: {bad} must be MLFLOW_* variable names with text values "
+                                  "(e.g. MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD).")
+    return {key: str(value) for key, value in entry.items()}
+
+
+def refusal_message(error: BaseException) -> str | None:
+    """One line for the tracking server's refusal (HTTP 401/403) of an MLflow call, else None."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(error, MlflowException):
+        return None
+    status, user = error.get_http_status_code(), os.environ.get("MLFLOW_TRACKING_USERNAME") or "(no user)"
+    if status == 403 or error.error_code == "PERMISSION_DENIED":
+        return (f"not permitted: the MLflow server refused user {user!r} a write (HTTP 403: {error.message}). A "
+                "reader may read runs and models; logging runs needs EDIT on the experiment, registering and moving "
+                "aliases the promoter role (docs/team_setup.md). Nothing more was written.")
+    if status == 401 or error.error_code == "UNAUTHENTICATED":
+        return f"the MLflow server refused user {user!r} (HTTP 401): {CREDENTIALS_HELP}."
+    return None
 
 
 def _body(error: urllib.error.HTTPError) -> str:

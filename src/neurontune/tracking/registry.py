@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import neurontune
+from neurontune.tracking.audit import alias_history, record_move  # noqa: F401 (alias_history: read with the registry)
 from neurontune.tracking.connection import acting_user, permitted
 from neurontune.tracking.promotion import ALREADY_CHAMPION
 
@@ -60,7 +61,7 @@ def model_content_digest(bundle: dict) -> str:
 def register_debiased_model(bundle: dict, *, alias: str, artifact_name: str = "debiased_model") -> dict:
     """Log ``bundle`` (from the packaging node) into the active run, register it, point ``alias`` at it.
 
-    When the latest version has the same content digest nothing is logged or registered: that
+    When any version has the same content digest nothing is logged or registered: that
     version is reused (and ``alias`` pointed at it). Returns the record
     ``{registered_model_name, version, model_uri, model_id, run_id, model_digest, reused}``.
     """
@@ -68,8 +69,8 @@ def register_debiased_model(bundle: dict, *, alias: str, artifact_name: str = "d
     client = MlflowClient()
     uri = mlflow.get_tracking_uri()
     digest = model_content_digest(bundle)
-    latest = latest_version(client, name)
-    if latest is not None and latest.tags.get(MODEL_DIGEST_TAG) == digest:
+    latest = identical_version(client, name, digest)
+    if latest is not None:
         version = str(latest.version)
         logger.info("%s v%s has the same content digest %s…: reusing it, nothing registered", name, version, digest[:12])
         move_alias(client, name, alias, version, decision="reused", reason=f"same content digest {digest[:12]}…")
@@ -168,15 +169,17 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         raise
 
 
-def latest_version(client: MlflowClient, name: str):
-    """The highest-numbered version of ``name`` (None when the model has none or does not exist)."""
+def identical_version(client: MlflowClient, name: str, digest: str):
+    """The newest version of ``name`` whose content digest is ``digest`` — any earlier one, not only the latest
+    (packaging A, then B, then A again reuses A's version); None when there is none."""
     try:
         versions = client.search_model_versions(f"name = '{name}'")
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
             return None
         raise
-    return max(versions, key=lambda version: int(version.version), default=None)
+    same = [version for version in versions if version.tags.get(MODEL_DIGEST_TAG) == digest]
+    return max(same, key=lambda version: int(version.version), default=None)
 
 
 def move_alias(client: MlflowClient, name: str, alias: str, version: str, *, decision: str, reason: str) -> None:
@@ -199,17 +202,11 @@ def move_alias(client: MlflowClient, name: str, alias: str, version: str, *, dec
             "git_commit": None if run is None else _run_tag(client, run.info.run_id, "git_commit"),
             "decision": decision, "reason": reason[:240],
         }
-        trail = _audit_entries(client.get_model_version(name, version).tags) + [entry]
+        record_move(client, {"model": name, **entry})  # the record: where a model's MANAGE cannot edit it
+        trail = _audit_entries(client.get_model_version(name, version).tags) + [entry]  # a copy for the UI
         while len(json.dumps(trail)) > _MAX_TAG and len(trail) > 1:
             trail.pop(0)
         client.set_model_version_tag(name, version, AUDIT_TAG, json.dumps(trail))
-
-
-def alias_history(client: MlflowClient, name: str) -> list[dict]:
-    """Every recorded alias move of the registered model ``name``, oldest first."""
-    entries = [entry for version in client.search_model_versions(f"name = '{name}'")
-               for entry in _audit_entries(version.tags)]
-    return sorted(entries, key=lambda entry: (entry["at"], int(entry["version"])))
 
 
 def apply_decision(decision: dict, *, champion_alias: str = "champion") -> None:

@@ -28,6 +28,8 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from neurontune.tracking.audit import audit_experiment_name
+
 logger = logging.getLogger(__name__)
 
 ROLES = ("promoter", "editor", "reader")
@@ -77,6 +79,11 @@ def bootstrap(tracking_uri: str, users: dict[str, dict], models: list[str], expe
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     done.append(f"experiment {experiment!r} (id {experiment_id}) {'exists' if found else 'created'}")
+    audit = client.get_experiment_by_name(audit_experiment_name())
+    audit_id = audit.experiment_id if audit else client.create_experiment(audit_experiment_name())
+    done.append(f"audit experiment {audit_experiment_name()!r} (id {audit_id}) {'exists' if audit else 'created'}")
+    # every name under the prefix is the promoter's, including one somebody else created first
+    models = sorted(set(models) | {found.name for found in client.search_registered_models(f"name LIKE '{MODEL_PREFIX}%'")})
     for model in models:
         try:
             client.create_registered_model(model, description="NeuronTune debiased model; promoted by the gate.")
@@ -85,6 +92,7 @@ def bootstrap(tracking_uri: str, users: dict[str, dict], models: list[str], expe
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
             done.append(f"registered model {model} exists")
+    done += repair_grants(admin, users, models, audit_id)
     for username, entry in users.items():
         try:
             admin.create_user(username, entry["password"])
@@ -93,13 +101,38 @@ def bootstrap(tracking_uri: str, users: dict[str, dict], models: list[str], expe
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
             done.append(f"user {username} exists ({entry['role']}); password left unchanged")
-        grants = {"promoter": [("experiment", experiment_id, "EDIT")] + [("registered_model", m, "MANAGE") for m in models],
+        grants = {"promoter": [("experiment", experiment_id, "EDIT"), ("experiment", audit_id, "EDIT")]
+                              + [("registered_model", m, "MANAGE") for m in models],
                   "editor": [("experiment", experiment_id, "EDIT")],
                   "reader": []}[entry["role"]]
         for resource_type, resource_id, permission in grants:
             _grant(admin, username, resource_type, resource_id, permission)
             done.append(f"  {username}: {permission} on {resource_type} {resource_id}")
     return done
+
+
+def repair_grants(admin, users: dict[str, dict], models: list[str], audit_id: str) -> list[str]:
+    """Revoke, loudly, any grant above READ that a user who is not a promoter holds on a project model or on the
+    audit experiment (e.g. the MANAGE MLflow gives whoever created a name first); return one line per repair."""
+    from mlflow.server.auth.routes import LIST_USERS
+
+    promoters = {name for name, entry in users.items() if entry["role"] == "promoter"}
+    known = [user["username"] for user in admin._request(LIST_USERS, "GET").get("users", [])
+             if not user.get("is_admin")]
+    lines = []
+    for username in sorted(set(known) - promoters):
+        for resource_type, resource_id in [("registered_model", model) for model in models] + [("experiment", audit_id)]:
+            try:
+                held = admin.get_user_permission(username, resource_type, resource_id).permission
+            except MlflowException:
+                continue  # no grant: the server's default (READ) applies
+            if held in (None, "READ", "NO_PERMISSIONS"):
+                continue
+            admin.revoke_user_permission(username, resource_type, resource_id)
+            lines.append(f"REPAIRED: {username} held {held} on {resource_type} {resource_id} but is not a promoter: "
+                         "revoked (now the server's default, READ)")
+            logger.warning(lines[-1])
+    return lines
 
 
 def _grant(admin, username: str, resource_type: str, resource_id: str, permission: str) -> None:

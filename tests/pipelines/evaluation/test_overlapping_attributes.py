@@ -5,12 +5,14 @@ from neurontune.pipelines.evaluation.nodes import compute_group_metrics
 
 
 def test_civilcomments_style_identity_columns_add_overlapping_group_metrics():
-    metadata = pd.DataFrame({"sample_id": range(8), "split": ["train"] * 4 + ["val"] * 2 + ["test"] * 2,
-                             "y": [0, 1, 0, 1, 0, 1, 0, 1], "a": [0, 0, 1, 1, 0, 1, 1, 1],
-                             "group": [0, 2, 1, 3, 0, 3, 1, 3],
-                             "identity_male": [0, 0, 1, 1, 0, 1, 1, 0], "identity_black": [0, 0, 0, 1, 0, 1, 0, 1]})
+    # every split holds all four groups (evaluation refuses a split missing one); rows 8-11 carry no identity
+    metadata = pd.DataFrame({"sample_id": range(12), "split": ["train"] * 4 + ["val"] * 2 + ["test"] * 2 + ["val", "val", "test", "test"],
+                             "y": [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1], "a": [0, 0, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0],
+                             "group": [0, 2, 1, 3, 0, 3, 1, 3, 1, 2, 0, 2],
+                             "identity_male": [0, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0],
+                             "identity_black": [0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0]})
     predictions = pd.DataFrame({"method": "erm", "split": metadata["split"], "sample_id": metadata["sample_id"],
-                                "y_pred": [0, 1, 0, 1, 0, 1, 1, 1], "n_masked": 0})
+                                "y_pred": [0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1], "n_masked": 0})
     manifest = {"n_classes": 2, "n_groups": 4}
     metrics = compute_group_metrics(predictions, metadata, manifest, ["identity_male", "identity_black"])
     test = metrics["erm"]["test"]

@@ -22,6 +22,7 @@ from neurontune.core.metrics import (  # noqa: E402
     LABEL_FREE_HARM_METRIC,
     NOT_MEASURABLE,
     change_against_reference,
+    check_measurable,
     extreme_auroc,
     is_measured,
     mask_hits,
@@ -86,6 +87,14 @@ def compute_group_metrics(method_predictions: pd.DataFrame, raw_metadata: pd.Dat
     proportions = (np.bincount(split_groups(raw_metadata, "train"), minlength=n_groups)
                    / int((raw_metadata["split"] == "train").sum())) if labelled["train"] else None
     columns = ["sample_id", "y", *(["group"] if "group" in raw_metadata.columns else []), *overlapping_attributes]
+    absent = {split: check_measurable(rows["y"].to_numpy(),
+                                      rows["group"].to_numpy() if labelled.get(split) else np.zeros(len(rows), int),
+                                      n_classes, n_groups if labelled.get(split) else 1, f"raw_metadata's {split} split",
+                                      require_groups=bool(labelled.get(split)) and split != "train")
+              for split, rows in raw_metadata.groupby("split", sort=False)}  # before any method is scored
+    if absent.get("train"):  # a fully correlated training split is a benchmark's point; say what its WGA omits
+        logger.warning("train split: group(s) %s have no sample; its worst_group_accuracy covers the others "
+                       "(recorded as not_measured_groups)", absent["train"])
     joined = method_predictions.merge(raw_metadata[columns], on="sample_id", how="left", validate="m:1")
     if joined["y"].isna().any():
         raise ValueError("method_predictions has sample ids that raw_metadata does not know; rerun the pipeline.")
@@ -99,7 +108,8 @@ def compute_group_metrics(method_predictions: pd.DataFrame, raw_metadata: pd.Dat
         if overlapping_attributes:
             members = {column: rows[column].to_numpy() == 1 for column in overlapping_attributes}
             report.update(overlapping_group_report(y_true, y_pred, members, n_classes))
-        metrics.setdefault(method, {})[split] = {**report, "n_masked": int(rows["n_masked"].iloc[0])}
+        metrics.setdefault(method, {})[split] = {**report, "n_masked": int(rows["n_masked"].iloc[0]),
+                                                 **({"not_measured_groups": absent[split]} if absent.get(split) else {})}
     for method, reason in (unfitted_heads or {}).items():
         metrics[method] = {split: {NOT_FITTED: reason} for split in SPLITS}
     _log_summary(metrics, labelled)

@@ -99,7 +99,7 @@ def decide_on_challenger(debiased_model: dict, gate: dict, metrics: dict) -> dic
         metric=metric,
     )
     version = debiased_model["challenger"]["version"]
-    registration = (f"reused v{version}: same content digest as the latest version, nothing registered"
+    registration = (f"reused v{version}: same content digest as that earlier version, nothing registered"
                     if debiased_model.get("reused") else f"registered v{version}")
     if debiased_model.get("dry_run"):
         registration = f"dry run: would have {registration.replace('nothing registered', 'nothing to register')}"
