@@ -71,12 +71,15 @@ def check_raw_batch(raw, input_spec: dict) -> np.ndarray:
 
 
 def checkpoint_digest(checkpoint: dict) -> str:
-    """SHA-256 of a ``{"config", "state_dict"}`` checkpoint's config and tensors (names, dtypes, shapes, bytes)."""
+    """SHA-256 of a ``{"config", "state_dict"[, "files"]}`` checkpoint's config, tensors (names, dtypes, shapes, bytes) and files."""
     digest = hashlib.sha256(json.dumps(checkpoint["config"], sort_keys=True).encode())
     for name in sorted(checkpoint["state_dict"]):
         tensor = checkpoint["state_dict"][name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    for name in sorted(checkpoint.get("files") or {}):  # an imported model's graph, module or tokenizer files
+        digest.update(name.encode())
+        digest.update(checkpoint["files"][name])
     return digest.hexdigest()
 
 
