@@ -153,6 +153,8 @@ def module_from_files(files: dict[str, bytes]) -> tuple[nn.Module, str]:
     if "model.pt2" in files:
         program = torch.export.load(io.BytesIO(files["model.pt2"]))
         return program.module(), "pt2"
+    if "model.pth" not in files:
+        raise SourceModelError(f"an MLflow PyTorch model needs model.pt2 or model.pth; got {sorted(files)}.")
     # the pickle serialization: the user's own module, as mlflow.pytorch.load_model reads it
     module = torch.load(io.BytesIO(files["model.pth"]), map_location="cpu", weights_only=False)
     return module.eval(), "pickle"
