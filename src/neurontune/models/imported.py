@@ -287,7 +287,8 @@ class ImportedClassifier(nn.Module):
     preprocessing. ``config["input"]``: ``image`` (uint8 (B, 3, H, W) or image paths), ``text`` (strings) or
     ``features`` (float (B, M), the precomputed embeddings)."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Linear, config: dict, tokenizer=None):
+    def __init__(self, backbone: nn.Module, head: nn.Linear, config: dict, tokenizer=None,
+                 files: dict[str, bytes] | None = None):
         super().__init__()
         if config.get("input") not in INPUT_KINDS:
             raise SourceModelError(f"config['input'] must be one of {list(INPUT_KINDS)}; got {config.get('input')!r}.")
@@ -295,6 +296,7 @@ class ImportedClassifier(nn.Module):
         self.backbone = backbone
         self.head = head
         self.tokenizer = tokenizer
+        self.files = dict(files or {})  # what rebuilds the network: the pt2 program, the pickle, the tokenizer
         self._token_types = tokenizer is not None and "token_type_ids" in getattr(tokenizer, "model_input_names", ())
 
     def preprocess(self, raw: np.ndarray) -> torch.Tensor:
@@ -358,9 +360,8 @@ def build_imported(model: nn.Module, *, loader: str, name: str, n_classes: int, 
     config = {"architecture": IMPORTED, "loader": loader, "name": name, "head": head_path, "n_classes": int(n_classes),
               "embedding_dim": int(linear.in_features), "input": input_kind, "preprocessing": settings,
               "source": {**(source or {}), "weights_digest": state_digest(model)}, **(extra or {})}
-    imported = ImportedClassifier(backbone, linear, config, tokenizer)
+    imported = ImportedClassifier(backbone, linear, config, tokenizer, files)
     _check_split(model, imported)
-    imported._files = dict(files or {})
     return imported.eval()
 
 
@@ -376,9 +377,7 @@ def precomputed_classifier(weight: np.ndarray, bias: np.ndarray, *, name: str, s
     config = {"architecture": IMPORTED, "loader": "precomputed", "name": name, "head": "head",
               "n_classes": int(weight.shape[0]), "embedding_dim": int(weight.shape[1]), "input": "features",
               "preprocessing": {}, "source": {**(source or {}), "weights_digest": state_digest(head)}}
-    imported = ImportedClassifier(nn.Identity(), head.eval(), config)
-    imported._files = {}
-    return imported
+    return ImportedClassifier(nn.Identity(), head.eval(), config)
 
 
 @torch.inference_mode()
@@ -448,7 +447,7 @@ def example_inputs(checkpoint: dict, raw: np.ndarray) -> np.ndarray:
 
 def imported_checkpoint(model: ImportedClassifier) -> dict:
     """``{"config", "state_dict", "files"}``: everything :func:`imported_from_checkpoint` needs, no path."""
-    return {"config": model.config, "state_dict": model.state_dict(), "files": dict(getattr(model, "_files", {}))}
+    return {"config": model.config, "state_dict": model.state_dict(), "files": dict(model.files)}
 
 
 def imported_from_checkpoint(checkpoint: dict) -> ImportedClassifier:
@@ -474,9 +473,8 @@ def imported_from_checkpoint(checkpoint: dict) -> ImportedClassifier:
         else:
             raise SourceModelError(f"unknown imported model loader {loader!r}; expected one of {list(SOURCE_KINDS[1:])}.")
         backbone, head = split_at_head(model, config["head"])
-    imported = ImportedClassifier(backbone, head, config, tokenizer)
+    imported = ImportedClassifier(backbone, head, config, tokenizer, files)
     imported.load_state_dict(checkpoint["state_dict"])
-    imported._files = dict(files)
     return imported.eval()
 
 

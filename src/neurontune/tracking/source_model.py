@@ -99,7 +99,8 @@ def load_source_model(source: str, imported: dict, n_classes: int, class_names: 
                                       "weights_file": str(imported.get("weights"))}, **common)
     if kind == "huggingface":
         model, tokenizer, files, names = load_huggingface_dir(reference)
-        check_class_names(class_names, names, source) if class_names else None
+        if class_names:
+            check_class_names(class_names, names, source)
         return build_imported(model, loader=kind, name=source, input_kind="text", tokenizer=tokenizer, files=files,
                               source={"uri": source, "name": Path(reference).name, "version": None}, **common)
     raise SourceModelError(f"erm_training.source {source!r} names no model to import.")
