@@ -10,9 +10,9 @@ import pandas as pd
 
 from neurontune.data.tables import CLASS_LABEL_COLUMNS, content_digest, split_arrays, validate_metadata
 from neurontune.models.backbones import build_model, model_checkpoint
-from neurontune.models.imported import imported_checkpoint
 from neurontune.models.devices import resolve_device
 from neurontune.models.distributed import DistributedSettings, train_erm_distributed
+from neurontune.models.imported import imported_checkpoint
 from neurontune.models.training import train_erm
 from neurontune.parameters import Optimisation
 from neurontune.tracking.source_model import load_source_model
