@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from neurontune.core.groups import group_ids
-from neurontune.data.published import DatasetLayoutError, _check_images, _existing_directory
+from neurontune.data.published import DatasetLayoutError, _check_images
 from neurontune.data.tables import SPLITS
 
 MODALITIES = ("image", "text", "embeddings")
@@ -46,7 +46,10 @@ def build_custom(config: dict) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     modality = config.get("modality")
     if modality not in MODALITIES:
         raise DatasetLayoutError(f"custom: data_versioning.modality must be one of {list(MODALITIES)}; got {modality!r}.")
-    root = _existing_directory("custom", config.get("root"))
+    root = Path(str(config.get("root") or "")).expanduser()
+    if not config.get("root") or not root.is_dir():
+        raise DatasetLayoutError(f"custom: the data folder {str(root)!r} does not exist; set data_versioning.root to the "
+                                 "folder holding your table (docs/your_model.md has the layouts).")
     path = root / (config.get("table") or DEFAULT_TABLES[modality])
     classes = [str(name) for name in config["classes"]]
     if modality == "embeddings":
