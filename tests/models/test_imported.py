@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from neurontune.core.head import LinearHead
 from neurontune.models.backbones import model_from_checkpoint
 from neurontune.models.imported import (
     SourceModelError,
@@ -20,6 +21,7 @@ from neurontune.models.imported import (
     find_head,
     imported_checkpoint,
     load_huggingface_dir,
+    load_timm,
     load_torchvision,
     module_from_files,
     parse_source,
@@ -27,7 +29,6 @@ from neurontune.models.imported import (
     split_at_head,
 )
 from neurontune.models.predictor import DebiasedClassifier, checkpoint_digest, describe_inputs
-from neurontune.core.head import LinearHead
 
 SIZE = 8
 
@@ -237,3 +238,18 @@ def test_a_transformers_directory_is_split_at_classifier_and_rebuilt(tmp_path):
     torch.testing.assert_close(rebuilt(x), expected)
     with pytest.raises(SourceModelError, match="no config.json"):
         load_huggingface_dir(tmp_path / "nowhere")
+
+
+def test_a_timm_architecture_is_split_at_get_classifier(tmp_path):
+    import timm
+
+    torch.manual_seed(0)
+    source = timm.create_model("test_efficientnet", pretrained=False, num_classes=2).eval()
+    torch.save(source.state_dict(), tmp_path / "weights.pth")
+    classifier = imported(load_timm("test_efficientnet", tmp_path / "weights.pth", 2), loader="timm",
+                          name="timm:test_efficientnet")
+    assert classifier.config["head"] == "classifier"  # what timm's get_classifier() returns
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(reloaded(classifier)(x), source(x))
+    with pytest.raises(SourceModelError, match="timm cannot build 'no_such_net'"):
+        load_timm("no_such_net", tmp_path / "weights.pth", 2)
