@@ -236,6 +236,9 @@ def test_a_transformers_directory_is_split_at_classifier_and_rebuilt(tmp_path):
     assert x.shape[:2] == (2, 3) and x.shape[2] <= 16
     expected = model(input_ids=x[:, 0], attention_mask=x[:, 1], token_type_ids=x[:, 2]).logits
     torch.testing.assert_close(rebuilt(x), expected)
+    head = LinearHead.from_arrays(rebuilt.head.weight.detach().numpy(), rebuilt.head.bias.detach().numpy(), None)
+    served = DebiasedClassifier(rebuilt, head, describe_inputs(texts)).predict(texts)  # what the pyfunc serves
+    np.testing.assert_array_equal(served["prediction"], expected.argmax(dim=1).numpy())
     with pytest.raises(SourceModelError, match="no config.json"):
         load_huggingface_dir(tmp_path / "nowhere")
 
