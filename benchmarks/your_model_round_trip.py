@@ -126,8 +126,7 @@ def compare(original: Path, imported: Path, metadata: pd.DataFrame, metrics: dic
         keep = {run: heads[run].get("keep", np.ones_like(heads[run]["weight"])) for run in heads}
         rows.append({
             "method": name,
-            "masked (in-project / imported)": f"{int((keep['original'] == 0).any(axis=0).sum() if keep['original'].ndim == 2 else (keep['original'] == 0).sum())}"
-                                              f" / {int((keep['imported'] == 0).any(axis=0).sum() if keep['imported'].ndim == 2 else (keep['imported'] == 0).sum())}",
+            "masked (in-project / imported)": f"{_n_masked(keep['original'])} / {_n_masked(keep['imported'])}",
             "same mask": bool(np.array_equal(keep["original"], keep["imported"])),
             "max |Δ weight|": float(np.abs(heads["original"]["weight"] - heads["imported"]["weight"]).max()),
             "test predictions agreeing": float((predictions["original"] == predictions["imported"]).mean()),
@@ -137,6 +136,11 @@ def compare(original: Path, imported: Path, metadata: pd.DataFrame, metrics: dic
             "test mean acc imported": report["mean_accuracy"],
         })
     return pd.DataFrame(rows)
+
+
+def _n_masked(keep: np.ndarray) -> int:
+    """Neurons suppressed in at least one class row (keep (M,) or (C, M))."""
+    return int((np.atleast_2d(keep) == 0).any(axis=0).sum())
 
 
 def main(argv=None) -> None:

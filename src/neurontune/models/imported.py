@@ -103,7 +103,7 @@ def load_timm(name: str, weights: str | Path | None, n_classes: int) -> nn.Modul
 def _with_state(model: nn.Module, weights, source: str) -> nn.Module:
     if weights in (None, ""):
         raise SourceModelError(f"{source} needs its trained weights: set erm_training.imported.weights to the state_dict "
-                           "file (torch.save(model.state_dict(), PATH)).")
+                               "file (torch.save(model.state_dict(), PATH)).")
     path = Path(str(weights)).expanduser()
     if not path.is_file():
         raise SourceModelError(f"{source}: the state_dict file {path} does not exist (erm_training.imported.weights).")
@@ -116,7 +116,7 @@ def _with_state(model: nn.Module, weights, source: str) -> nn.Module:
         model.load_state_dict(state)
     except RuntimeError as error:
         raise SourceModelError(f"{source}: the weights in {path} do not fit the architecture (is the number of "
-                           f"classes right?): {str(error)[:400]}") from error
+                               f"classes right?): {str(error)[:400]}") from error
     return model.eval()
 
 
@@ -136,7 +136,7 @@ def load_mlflow_pytorch_dir(path: str | Path) -> tuple[nn.Module, str, dict[str,
     flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors") or {}
     if "pytorch" not in flavors:
         raise SourceModelError(f"the MLflow model at {path} was not logged with the PyTorch flavour (its flavours: "
-                           f"{sorted(flavors)}); log it with mlflow.pytorch.log_model.")
+                               f"{sorted(flavors)}); log it with mlflow.pytorch.log_model.")
     data = path / str(flavors["pytorch"].get("model_data") or "data")
     if (data / "model.pt2").is_file():
         files = {"model.pt2": (data / "model.pt2").read_bytes()}
@@ -171,7 +171,7 @@ def load_huggingface_dir(path: str | Path) -> tuple[nn.Module, object, dict[str,
     path = Path(str(path)).expanduser()
     if not (path / "config.json").is_file():
         raise SourceModelError(f"hf:{path} is not a transformers model directory (no config.json); save the model "
-                           "and its tokenizer with save_pretrained(DIR).")
+                               "and its tokenizer with save_pretrained(DIR).")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -197,20 +197,20 @@ def find_head(model: nn.Module, head: str | None = None) -> str:
     if head:
         if head not in names:
             raise SourceModelError(f"erm_training.imported.head {head!r} is not a submodule of the model; its top-level "
-                               f"submodules are {[name for name, _ in model.named_children()]}.")
+                                   f"submodules are {[name for name, _ in model.named_children()]}.")
         path = head
     else:
         path = _timm_classifier(model, names) or next((name for name in HEAD_NAMES if name in names), None)
         if path is None:
             raise SourceModelError(f"no head found: the model has none of {list(HEAD_NAMES)}; set erm_training.imported.head "
-                               f"to the attribute path of its last linear layer (top-level submodules: "
-                               f"{[name for name, _ in model.named_children()]}).")
+                                   f"to the attribute path of its last linear layer (top-level submodules: "
+                                   f"{[name for name, _ in model.named_children()]}).")
     if _is_linear(names[path]):
         return path
     inner = [f"{path}.{name}" for name, module in names[path].named_modules() if name and _is_linear(module)]
     if not inner:
         raise SourceModelError(f"{path!r} ({type(names[path]).__name__}) holds no linear layer; set erm_training.imported.head "
-                           "to the attribute path of the model's last linear layer.")
+                               "to the attribute path of the model's last linear layer.")
     return inner[-1]
 
 
@@ -260,19 +260,19 @@ def _cut_graph(graph_module: torch.fx.GraphModule, head_path: str) -> None:
     weight = next((node for node in graph.nodes if node.op == "get_attr" and node.target == f"{head_path}.weight"), None)
     if weight is None:
         raise SourceModelError(f"the exported graph never reads {head_path}.weight; set erm_training.imported.head to the "
-                           "layer its output is computed by.")
+                               "layer its output is computed by.")
     users = list(weight.users)
     while len(users) == 1 and str(users[0].target) in ("aten.t.default", "aten.permute.default", "aten.transpose.int"):
         users = list(users[0].users)  # addmm(bias, x, t(weight)) reads the transposed weight
     linear = next((user for user in users if str(user.target) in _LINEAR_OPS), None)
     if linear is None:
         raise SourceModelError(f"{head_path}.weight is not used by a linear operation in the exported graph "
-                           f"(used by {[str(user.target) for user in users]}); it cannot be the head.")
+                               f"(used by {[str(user.target) for user in users]}); it cannot be the head.")
     features = linear.args[1] if str(linear.target) == "aten.addmm.default" else linear.args[0]
-    output = linear
-    for user in list(linear.users):  # an added bias after mm/matmul belongs to the head too
-        if str(user.target) in ("aten.add.Tensor", "aten.add_.Tensor") and len(linear.users) == 1:
-            output = user
+    output, users = linear, list(linear.users)
+    if str(linear.target) in ("aten.matmul.default", "aten.mm.default") and len(users) == 1 and str(users[0].target) in (
+            "aten.add.Tensor", "aten.add_.Tensor"):
+        output = users[0]  # the bias added after a bare matrix product belongs to the head too
     output.replace_all_uses_with(features)
     graph.eliminate_dead_code()
     graph_module.delete_all_unused_submodules()
@@ -355,7 +355,7 @@ def build_imported(model: nn.Module, *, loader: str, name: str, n_classes: int, 
     backbone, linear = split_at_head(model, head_path)
     if linear.out_features != n_classes:
         raise SourceModelError(f"{name}: the head {head_path!r} has {linear.out_features} outputs but the data declare "
-                           f"{n_classes} classes; the model's outputs must be the data's classes, in order.")
+                               f"{n_classes} classes; the model's outputs must be the data's classes, in order.")
     settings = {**DEFAULT_PREPROCESSING, **{k: v for k, v in (preprocessing or {}).items() if v is not None}}
     config = {"architecture": IMPORTED, "loader": loader, "name": name, "head": head_path, "n_classes": int(n_classes),
               "embedding_dim": int(linear.in_features), "input": input_kind, "preprocessing": settings,
@@ -389,8 +389,8 @@ def _check_split(model: nn.Module, imported: ImportedClassifier) -> None:
     if expected.shape != got.shape or not torch.allclose(expected, got, rtol=1e-4, atol=1e-4):
         gap = (expected - got).abs().max().item() if expected.shape == got.shape else f"shapes {tuple(expected.shape)} vs {tuple(got.shape)}"
         raise SourceModelError(f"{imported.config['name']}: the layer {imported.config['head']!r} is not the model's last "
-                           f"step (head(backbone(x)) differs from the model's output by {gap}); set "
-                           "erm_training.imported.head to the layer that computes the logits.")
+                               f"step (head(backbone(x)) differs from the model's output by {gap}); set "
+                               "erm_training.imported.head to the layer that computes the logits.")
 
 
 def _probe_batch(imported: ImportedClassifier) -> torch.Tensor:
@@ -418,7 +418,7 @@ def check_class_names(declared: list[str], model_names: list[str] | None, source
     if list(model_names) != list(declared):
         order = " (the same names in another order)" if sorted(model_names) == sorted(declared) else ""
         raise SourceModelError(f"{source} names its outputs {list(model_names)} but data_versioning.classes is "
-                           f"{list(declared)}{order}; list the classes in the order of the model's outputs.")
+                               f"{list(declared)}{order}; list the classes in the order of the model's outputs.")
 
 
 def source_name(config: dict) -> str:
