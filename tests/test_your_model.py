@@ -119,7 +119,7 @@ def image_project(store, tmp_path_factory):
 
 def test_imported_image_model_is_debiased_registered_and_served(store, image_project):
     client, version = registered(store["uri"], "my-classifier-neurontune")
-    assert client.get_model_version_by_alias("my-classifier-neurontune", "challenger").version == "1"
+    assert str(client.get_model_version_by_alias("my-classifier-neurontune", "challenger").version) == "1"
     assert version.description.startswith(f"my-classifier v{store['version']} (models:/my-classifier@production) debiased by")
     tags = version.tags
     assert tags["source_model.uri"] == "models:/my-classifier@production" and tags["source_model.version"] == store["version"]
