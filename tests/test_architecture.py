@@ -18,6 +18,7 @@ LAYERS = (
     ("neurontune.tracking", "neurontune.exit_codes"),
     ("neurontune.pipelines",),
     ("neurontune.hooks", "neurontune.parameter_hooks", "neurontune.pipeline_registry", "neurontune.settings",
+     "neurontune.config_loader", "neurontune.run_guard", "neurontune.user_errors", "neurontune.content_ledger",
      "neurontune.stage_status", "neurontune.dvc_stages"),
     ("neurontune.console", "neurontune.ci_summary", "neurontune.cli", "neurontune.__main__", "neurontune"),
 )

@@ -93,7 +93,7 @@ CASES = {
     "packaged_method": (lambda p: p["model_promotion"]["packaging"].update(method="neurotune"),
                         "model_promotion.packaging.method: must name a registered method"),
     "model_name": (lambda p: p["model_promotion"]["packaging"].update(registered_model_name="nt-{bench}"),
-                   "model_promotion.packaging.registered_model_name: may use only the field {benchmark}"),
+                   "model_promotion.packaging.registered_model_name: may use only the fields {benchmark} and {source}"),
     "n_classes": (lambda p: p["erm_training"]["model"].update(n_classes=3),
                   "erm_training.model.n_classes: must equal data_versioning.n_classes (2); got 3"),
     "linear_probe": (lambda p: p["erm_training"].update(mode="linear_probe"),
@@ -297,3 +297,26 @@ def test_a_typo_in_a_conf_file_names_the_file(ran_project):
                     "fail_on_refusal, max_mean_acc_drop, metric, min_delta, require_same_data, split) (set in "
                     "conf/ci/parameters.yml)") in output
     assert snapshot(ran_project) == before and not (ran_project / "mlflow.db").exists()
+
+
+def custom_with(change) -> dict:
+    parameters = copy.deepcopy(environment_parameters("custom"))
+    change(parameters)
+    return parameters
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p["erm_training"].update(source="resnet18"), "erm_training.source: Value error, erm_training.source 'resnet18' is not understood"),
+    (lambda p: p["data_versioning"].update(classes=["cat", "dog", "cow"]), "data_versioning.classes: names 3 classes but data_versioning.n_classes is 2"),
+    (lambda p: p["erm_training"].update(source="precomputed"), "erm_training.source: must be 'precomputed' exactly when"),
+    (lambda p: p["data_versioning"].update(modality="embeddings"), "erm_training.source: must be 'precomputed' exactly when"),
+    (lambda p: p["erm_training"]["imported"]["preprocessing"].update(mean=[0.5]), "erm_training.imported.preprocessing.mean: must be at least 3 long"),
+    (lambda p: p["model_promotion"]["packaging"].update(registered_model_name="{model}-x"), "may use only the fields {benchmark} and {source}"),
+])
+def test_the_custom_template_checks_its_keys(change, message):
+    assert message in problems(custom_with(change))
+
+
+def test_an_imported_source_does_not_need_the_training_backbone_to_match_the_classes():
+    parameters = custom_with(lambda p: p["data_versioning"].update(classes=["a", "b", "c"], n_classes=3))
+    assert validate_parameters(parameters).erm_training.source == "models:/my-classifier@production"

@@ -24,6 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from neurontune.io.datasets import apply_storage_options
+from neurontune.models.imported import IMPORTED, source_summary
 from neurontune.models.predictor import checkpoint_digest
 from neurontune.tracking.connection import apply_http_defaults, check_tracking_server, validate_credentials
 from neurontune.tracking.redact import install_log_redaction, move_credentials_out_of_uri
@@ -111,6 +112,9 @@ class LineageHook:
         if "erm_model" in outputs and mlflow.active_run() is not None:
             # lets `neurontune lineage` find the run that trained a registered model's backbone
             mlflow.set_tag("erm_checkpoint_digest", checkpoint_digest(outputs["erm_model"]))
+            if outputs["erm_model"]["config"].get("architecture") == IMPORTED:  # the user's classifier: its lineage
+                mlflow.set_tags({**source_summary(outputs["erm_model"]["config"]),
+                                 "source_model.early_checkpoint": outputs["erm_early_model"]["reason"]})
         if "dataset_manifest" not in outputs or mlflow.active_run() is None:
             return
         manifest = outputs["dataset_manifest"]

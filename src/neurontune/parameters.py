@@ -26,14 +26,16 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from neurontune.core.head import RETRAIN_DEFAULTS, SOLVERS
 from neurontune.core.metrics import AUTO, GATE_METRICS
 from neurontune.core.roles import ERROR_CHOICES
 from neurontune.core.scoring import SELECTION_RULES, STATISTICS
+from neurontune.data.custom import MODALITIES
 from neurontune.data.tables import SPLITS
 from neurontune.models.distributed import DistributedSettings
+from neurontune.models.imported import DEFAULT_PREPROCESSING, parse_source
 from neurontune.models.text import POOLINGS
 from neurontune.models.training import TRAINING_MODES
 
@@ -175,8 +177,24 @@ class CivilComments(_PublishedBenchmark):
     name: Literal["civilcomments"]
 
 
+class Custom(_PublishedBenchmark):
+    """The user's own data: a table under ``root`` (neurontune.data.custom has the layouts)."""
+
+    name: Literal["custom"]
+    modality: _choices(MODALITIES) = Field(
+        description="image (labels.csv: path,label,split), text (labels.csv or .parquet: text,label,split) or "
+                    "embeddings (.npz or .parquet: features, labels, splits and the head's weights)")
+    table: Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="the file under root; null = labels.csv (image, text) or embeddings.npz (embeddings)")
+    classes: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)] = Field(
+        description="class names in the order of the model's outputs; the label column holds these names")
+    attribute: Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="a column holding the spurious attribute (evaluation only; group = class x attribute); "
+                          "null = none. A 'group' column is taken as given")
+
+
 DataVersioning = Annotated[
-    Union[ColoredMnist, WaterbirdsLike, TweetsNegation, Waterbirds, CelebA, MultiNLI, CivilComments],
+    Union[ColoredMnist, WaterbirdsLike, TweetsNegation, Waterbirds, CelebA, MultiNLI, CivilComments, Custom],
     Field(discriminator="name", description="the benchmark, by name (each has its own keys)"),
 ]
 
@@ -256,6 +274,33 @@ class Optimisation(Schema):
     batch_size: PositiveInt = Field(description="samples per batch")
 
 
+class ImportPreprocessing(Schema):
+    """How raw inputs become the imported model's input (stored with the packaged model)."""
+
+    image_size: PositiveInt = Field(224, description="images: side of the square input (pixels) they are resized to")
+    crop_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="image files: resized to image_size / crop_fraction, then centre-cropped (1 = plain resize)")
+    mean: Annotated[list[float], Field(min_length=3, max_length=3)] = Field(
+        list(DEFAULT_PREPROCESSING["mean"]), description="images: per-channel mean subtracted from pixels in [0, 1]")
+    std: Annotated[list[PositiveFloat], Field(min_length=3, max_length=3)] = Field(
+        list(DEFAULT_PREPROCESSING["std"]), description="images: per-channel standard deviation divided by")
+    max_length: PositiveInt = Field(128, description="texts: tokens per text (longer texts are truncated)")
+
+
+class ImportedModel(Schema):
+    """Read when ``erm_training.source`` is not ``train``: how to load and split the user's classifier."""
+
+    weights: str | None = Field(None, description="torchvision:/timm: sources: the state_dict file")
+    head: str | None = Field(None, description="attribute path of the last linear layer (e.g. classifier.3); "
+                                               "null = fc, classifier, timm's get_classifier(), head or score")
+    preprocessing: ImportPreprocessing = Field(default_factory=ImportPreprocessing)
+
+
+def _check_source(value: str) -> str:
+    parse_source(value)
+    return value
+
+
 class ErmTraining(Schema):
     #: Keys of an older layout and where they live now (named in the error instead of "unknown key").
     moved: ClassVar[dict[str, str]] = {key: f"erm_training.modes.<mode>.{key}" for key in Optimisation.model_fields}
@@ -273,6 +318,11 @@ class ErmTraining(Schema):
     distributed: dict[str, Any] = Field(
         description="data-parallel ERM and extraction, torchrun's settings; their types, defaults and rules are "
                     "neurontune.models.distributed.DistributedSettings' (the library checks them without Kedro too)")
+    source: Annotated[str, AfterValidator(_check_source)] = Field(
+        "train", description="train (ERM trains the model above) or an existing classifier, never retrained: "
+                             "models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH, torchvision:NAME, "
+                             "timm:NAME, hf:DIR, or precomputed (custom embeddings)")
+    imported: ImportedModel = Field(default_factory=ImportedModel, description="read when source is not train")
 
 
 # ----------------------------------------------------------------------------- embedding_caching
@@ -509,7 +559,8 @@ class Serving(Schema):
 
 class Packaging(Schema):
     method: str = Field(description="the evaluated method whose head becomes the servable model")
-    registered_model_name: Annotated[str, Field(min_length=1)] = Field(description="{benchmark} = data_versioning.name")
+    registered_model_name: Annotated[str, Field(min_length=1)] = Field(
+        description="{benchmark} = data_versioning.name, {source} = the imported source model's name")
     input_example_size: PositiveInt = Field(description="raw inputs stored with the model as its input example")
     requirements: list[str] = Field(description="packages pinned to their installed versions in the model's environment")
     serving: Serving = Field(description="the model's model_config defaults (overridable at load time)")
@@ -701,7 +752,8 @@ def _consistency_problems(model: Parameters, parameters: dict) -> list[Problem]:
     """What no single block can check: keys that must agree across blocks, and the baselines' options."""
     problems = []
     data, erm = model.data_versioning, model.erm_training
-    if erm.model.n_classes != data.n_classes:
+    problems += _custom_problems(data, erm)
+    if erm.source == "train" and erm.model.n_classes != data.n_classes:
         problems.append(Problem(("erm_training", "model", "n_classes"),
                                 f"must equal data_versioning.n_classes ({data.n_classes}); got {erm.model.n_classes!r}"))
     if erm.mode not in erm.modes:
@@ -722,10 +774,25 @@ def _consistency_problems(model: Parameters, parameters: dict) -> list[Problem]:
             problems.append(Problem(path, f"must name a registered method {methods}; got {value!r}{_hint(value, methods)}"))
     name = model.model_promotion.packaging.registered_model_name
     try:
-        name.format(benchmark=data.name)
+        name.format(benchmark=data.name, source=data.name)
     except (KeyError, IndexError, ValueError) as error:
         problems.append(Problem(("model_promotion", "packaging", "registered_model_name"),
-                                f"may use only the field {{benchmark}}; got {name!r} ({type(error).__name__}: {error})"))
+                                f"may use only the fields {{benchmark}} and {{source}}; got {name!r} ({type(error).__name__}: {error})"))
+    return problems
+
+
+def _custom_problems(data, erm: ErmTraining) -> list[Problem]:
+    """The user's data and model must agree: class count, and precomputed embeddings with their own head."""
+    problems = []
+    custom = isinstance(data, Custom)
+    if custom and len(data.classes) != data.n_classes:
+        problems.append(Problem(("data_versioning", "classes"), f"names {len(data.classes)} classes but "
+                                f"data_versioning.n_classes is {data.n_classes}; they must agree"))
+    embeddings = custom and data.modality == "embeddings"
+    if embeddings != (erm.source == "precomputed"):
+        problems.append(Problem(("erm_training", "source"), "must be 'precomputed' exactly when data_versioning is a "
+                                f"custom dataset with modality 'embeddings'; got source {erm.source!r} with "
+                                f"{'embeddings' if embeddings else 'data that are not embeddings'}"))
     return problems
 
 

@@ -1,7 +1,8 @@
 """Benchmark builders: pure functions from a config to ``(inputs, metadata)``.
 
 Each builder returns ``inputs`` (an array with one entry per sample: uint8 images,
-or strings) and the metadata table (sample_id, split, y, a, group).
+or strings; the user's data, :mod:`neurontune.data.custom`, returns the ``raw_inputs`` dict itself) and the
+metadata table (sample_id, split, y and, where the data have groups, a and group).
 Add a benchmark by adding a builder to :data:`BENCHMARK_BUILDERS`.
 """
 
@@ -12,7 +13,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from neurontune.data import colored_mnist, published, tweets_negation, waterbirds_like
+from neurontune.data import colored_mnist, custom, published, tweets_negation, waterbirds_like
 
 BENCHMARK_BUILDERS: dict[str, Callable[[dict], tuple[np.ndarray, pd.DataFrame]]] = {
     "colored_mnist": colored_mnist.build_from_config,
@@ -22,6 +23,7 @@ BENCHMARK_BUILDERS: dict[str, Callable[[dict], tuple[np.ndarray, pd.DataFrame]]]
     "celeba": published.build_celeba,
     "multinli": published.build_multinli,
     "civilcomments": published.build_civilcomments,
+    "custom": custom.build_custom,
 }
 
 

@@ -83,12 +83,19 @@ def content_digest(inputs: np.ndarray, metadata: pd.DataFrame) -> str:
 
 
 def group_counts(metadata: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """``{split: {"y=0,a=1": count}}`` for the dataset manifest."""
-    counts = metadata.groupby(["split", "y", "a"]).size()
+    """``{split: {"y=0,a=1": count}}`` for the dataset manifest (``{"group=g": count}`` when the data give groups
+    but no attribute); rows whose group is unknown (-1) are not counted, and a split with none known is omitted."""
+    keys = ["y", "a"] if "a" in metadata.columns else ["group"] if "group" in metadata.columns else []
+    known = metadata[(metadata[keys] >= 0).all(axis=1)] if keys else metadata.iloc[:0]
     table: dict[str, dict[str, int]] = {}
-    for (split, label, attribute), count in counts.items():
-        table.setdefault(str(split), {})[f"y={label},a={attribute}"] = int(count)
+    for (split, *values), count in known.groupby(["split", *keys]).size().items():
+        table.setdefault(str(split), {})[",".join(f"{key}={value}" for key, value in zip(keys, values))] = int(count)
     return table
+
+
+def group_columns(metadata: pd.DataFrame) -> list[str]:
+    """The optional group columns (``a``, ``group``) ``metadata`` has: none when the data have no group labels."""
+    return [column for column in METADATA_COLUMNS if column not in CLASS_LABEL_COLUMNS and column in metadata.columns]
 
 
 def split_arrays(inputs: np.ndarray, labels_table: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

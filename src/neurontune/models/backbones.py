@@ -120,6 +120,10 @@ def model_from_checkpoint(checkpoint: dict) -> nn.Module:
     for key in ("config", "state_dict"):
         if key not in checkpoint:
             raise ValueError(f"model checkpoint is missing {key!r}; expected keys 'config' and 'state_dict'.")
+    if checkpoint["config"].get("architecture") == "imported":  # a classifier the project did not train
+        from neurontune.models.imported import imported_from_checkpoint
+
+        return imported_from_checkpoint(checkpoint)
     model = build_model(checkpoint["config"])
     expected_digest = checkpoint.get("frozen_backbone_digest")
     if expected_digest is None:

@@ -34,6 +34,19 @@ def load_image_file(path: str, image_size: int, crop_fraction: float) -> np.ndar
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
+def image_tensor(raw: np.ndarray, image_size: int, crop_fraction: float, mean, std, model: str) -> torch.Tensor:
+    """uint8 images (B, 3, H, W) or image paths (B,) → float tensor (B, 3, S, S) in [0, 1], resized to
+    ``image_size`` and normalised by ``mean`` and ``std`` (one value per channel); ``model`` names the model in errors."""
+    if raw.dtype.kind in "US" and raw.ndim == 1:
+        raw = np.stack([load_image_file(path, image_size, crop_fraction) for path in raw])
+    if raw.dtype != np.uint8 or raw.ndim != 4 or raw.shape[1] != 3:
+        raise ValueError(f"{model} expects uint8 images (B, 3, H, W) or image paths (B,); got {raw.dtype} {raw.shape}.")
+    x = torch.from_numpy(np.ascontiguousarray(raw)).float().div_(255.0)
+    if x.shape[-2:] != (image_size, image_size):
+        x = nn.functional.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
 class PretrainedImageClassifier(nn.Module):
     """``backbone`` (pooled features) + linear ``head``; subclasses build the backbone and set the normalisation."""
 
@@ -49,17 +62,8 @@ class PretrainedImageClassifier(nn.Module):
 
     def preprocess(self, raw: np.ndarray) -> torch.Tensor:
         """uint8 images (B, 3, H, W) or image paths (B,) → normalised float tensor (B, 3, S, S)."""
-        size = self.config["image_size"]
-        if raw.dtype.kind in "US" and raw.ndim == 1:
-            raw = np.stack([load_image_file(path, size, self.config["crop_fraction"]) for path in raw])
-        if raw.dtype != np.uint8 or raw.ndim != 4 or raw.shape[1] != 3:
-            raise ValueError(
-                f"{self.config['architecture']} expects uint8 images (B, 3, H, W) or image paths (B,); got {raw.dtype} {raw.shape}."
-            )
-        x = torch.from_numpy(np.ascontiguousarray(raw)).float().div_(255.0)
-        if x.shape[-2:] != (size, size):
-            x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return (x - torch.tensor(self.mean).view(1, 3, 1, 1)) / torch.tensor(self.std).view(1, 3, 1, 1)
+        return image_tensor(raw, self.config["image_size"], self.config["crop_fraction"], self.mean, self.std,
+                            self.config["architecture"])
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)

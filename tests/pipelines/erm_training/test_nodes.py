@@ -25,7 +25,8 @@ def test_history_is_one_metric_entry_per_epoch(tiny_run):
 
 def test_erm_reads_neither_group_labels_nor_the_manifest():
     (node,) = register_pipelines()["erm_training"].nodes
-    assert set(node.inputs) == {"raw_inputs", "class_labels", "params:erm_training"}
+    # params:data_versioning: the classes an imported model's outputs must match (settings, never group labels)
+    assert set(node.inputs) == {"raw_inputs", "class_labels", "params:erm_training", "params:data_versioning"}
     assert set(node.outputs) == {"erm_model", "erm_training_history", "erm_early_model"}
 
 FINETUNE = {"epochs": 3, "learning_rate": 1e-4, "weight_decay": 1e-4, "batch_size": 32}

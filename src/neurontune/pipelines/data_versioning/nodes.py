@@ -8,16 +8,17 @@ import numpy as np
 import pandas as pd
 
 from neurontune.data import build_benchmark_data
-from neurontune.data.tables import CLASS_LABEL_COLUMNS, content_digest, group_counts, validate_metadata
+from neurontune.data.tables import CLASS_LABEL_COLUMNS, content_digest, group_columns, group_counts, validate_metadata
 
 logger = logging.getLogger(__name__)
 
 
 def build_benchmark(benchmark: dict) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
-    """Build the benchmark named by ``benchmark["name"]``: raw inputs and the metadata table."""
+    """Build the benchmark named by ``benchmark["name"]``: raw inputs and the metadata table (its group columns
+    ``a`` / ``group`` only where the data have group labels)."""
     inputs, metadata = build_benchmark_data(benchmark)
-    validate_metadata(metadata, n_classes=int(benchmark["n_classes"]))
-    return {"inputs": inputs}, metadata
+    validate_metadata(metadata, int(benchmark["n_classes"]), [*CLASS_LABEL_COLUMNS, *group_columns(metadata)])
+    return inputs if isinstance(inputs, dict) else {"inputs": inputs}, metadata
 
 
 def describe_dataset(raw_inputs: dict[str, np.ndarray], raw_metadata: pd.DataFrame, benchmark: dict) -> dict:
@@ -33,8 +34,9 @@ def describe_dataset(raw_inputs: dict[str, np.ndarray], raw_metadata: pd.DataFra
         "source": benchmark["source"],
         "n_samples": int(len(raw_metadata)),
         "n_classes": int(benchmark["n_classes"]),
-        "n_attributes": int(raw_metadata["a"].max()) + 1,
-        "n_groups": int(raw_metadata["group"].max()) + 1,
+        # omitted when the data have no group labels (evaluation then reports what needs none)
+        **{f"n_{name}s": int(raw_metadata[column].max()) + 1 for name, column in (("attribute", "a"), ("group", "group"))
+           if column in raw_metadata.columns},
         "group_counts": group_counts(raw_metadata),
     }
     logger.info("dataset %s digest %s", manifest["name"], manifest["digest"][:12])

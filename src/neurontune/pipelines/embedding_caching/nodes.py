@@ -16,8 +16,8 @@ def cache_embeddings(
     raw_inputs: dict[str, np.ndarray], class_labels: pd.DataFrame, erm_model: dict, erm_early_model: dict,
     caching: dict, distributed: dict | None = None,
 ) -> tuple[dict, dict, dict, dict]:
-    """Embeddings, logits, labels and sample ids per split, the early checkpoint's logits (``early_logits``),
-    plus the ERM head as arrays.
+    """Embeddings, logits, labels and sample ids per split, the early checkpoint's logits (``early_logits``; none
+    for an imported classifier, which has no early checkpoint), plus the ERM head as arrays.
 
     With ``distributed`` workers (``erm_training.distributed``) each split is sharded over them and merged in
     sample order.
@@ -28,7 +28,9 @@ def cache_embeddings(
     splits = {split: split_arrays(raw_inputs["inputs"], class_labels, split) for split in SPLITS}
     inputs = {split: arrays[0] for split, arrays in splits.items()}
     embedded = _embed(erm_model, model, inputs, caching["batch_size"], device, distributed, "embedding")
-    if "frozen_backbone_digest" in erm_early_model:  # linear probe: the same features, only the head differs
+    if erm_early_model.get("absent"):  # an imported classifier: identification falls back to cross-fitted errors
+        early_logits = None
+    elif "frozen_backbone_digest" in erm_early_model:  # linear probe: the same features, only the head differs
         early_head = model_from_checkpoint(erm_early_model).head
         weight, bias = (p.detach().cpu().numpy() for p in (early_head.weight, early_head.bias))
         early_logits = {split: (embedded[split][0] @ weight.T + bias).astype(np.float32) for split in SPLITS}
@@ -36,8 +38,9 @@ def cache_embeddings(
         early_model = model_from_checkpoint(erm_early_model)
         early = _embed(erm_early_model, early_model, inputs, caching["batch_size"], device, distributed, "early checkpoint")
         early_logits = {split: early[split][1] for split in SPLITS}
-    cached = [{"embeddings": embedded[split][0], "logits": embedded[split][1], "early_logits": early_logits[split],
-               "y": splits[split][1], "sample_id": splits[split][2]} for split in SPLITS]
+    cached = [{"embeddings": embedded[split][0], "logits": embedded[split][1], "y": splits[split][1],
+               "sample_id": splits[split][2], **({} if early_logits is None else {"early_logits": early_logits[split]})}
+              for split in SPLITS]
     head = {
         "weight": model.head.weight.detach().cpu().numpy(),
         "bias": model.head.bias.detach().cpu().numpy(),

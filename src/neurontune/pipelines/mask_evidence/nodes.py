@@ -149,8 +149,11 @@ def _image_grid(table: pd.DataFrame, images: np.ndarray, rows: pd.Series, title:
 
 
 def _tile(image: np.ndarray) -> np.ndarray:
-    """(C, H, W) or (H, W) uint8 → what ``imshow`` draws (RGB channels last; one channel as grey)."""
+    """(C, H, W) or (H, W) uint8 → what ``imshow`` draws (RGB channels last; one channel as grey); a feature
+    vector (M,) of precomputed embeddings is drawn as a one-row strip."""
     image = np.asarray(image)
+    if image.ndim == 1:
+        return image[None, :]
     if image.ndim == 3 and image.shape[0] in (1, 3, 4):
         image = np.moveaxis(image, 0, -1)
     return image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image

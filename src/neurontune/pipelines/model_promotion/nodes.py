@@ -9,6 +9,7 @@ import numpy as np
 
 from neurontune.core.metrics import measured_or_nan
 from neurontune.methods import REFERENCE, method_entries, not_fitted_reason
+from neurontune.models.imported import IMPORTED, example_inputs, source_name, source_summary
 from neurontune.models.predictor import checkpoint_digest
 from neurontune.tracking.promotion import (
     AUTO,
@@ -33,7 +34,9 @@ def package_debiased_model(
     saving this output registers anything.
 
     When the do-no-harm guard (``harm_guard``, label-free) fired for the method, the model keeps ERM's
-    head and ERM's numbers, and says so in its version tags (``guard.*``).
+    head and ERM's numbers, and says so in its version tags (``guard.*``). An imported classifier is registered
+    under ``{source}`` (its name) when the configured name uses it, and its lineage is in the version's tags
+    (``source_model.*``: URI, version, weights digest).
     """
     method = packaging["method"]
     if f"{method}_head" not in heads or method not in metrics:
@@ -49,15 +52,17 @@ def package_debiased_model(
     if erm_model.get("data_digest") not in (None, dataset_manifest["class_label_digest"]):
         logger.warning("the ERM checkpoint was trained on data %s, but evaluation used %s",
                        erm_model["data_digest"][:12], dataset_manifest["class_label_digest"][:12])
+    imported = erm_model["config"].get("architecture") == IMPORTED
+    source = source_name(erm_model["config"]) if imported else benchmark
     return {
-        "registered_model_name": packaging["registered_model_name"].format(benchmark=benchmark),
+        "registered_model_name": packaging["registered_model_name"].format(benchmark=benchmark, source=source),
         "benchmark": benchmark,
         "method": method,
         "checkpoint": erm_model,
         "head": heads[f"{shipped}_head"],
-        "input_example": raw_inputs["inputs"][: packaging["input_example_size"]],
+        "input_example": example_inputs(erm_model, raw_inputs["inputs"][: packaging["input_example_size"]]),
         "evaluation": metrics[shipped],
-        "version_tags": guard_tags,
+        "version_tags": {**guard_tags, **(source_summary(erm_model["config"]) if imported else {})},
         "data_digest": dataset_manifest["digest"],
         "erm_checkpoint_digest": checkpoint_digest(erm_model),
         "requirements": packaging["requirements"],

@@ -51,8 +51,8 @@ def find_error_sets(embeddings_train: dict, embeddings_val: dict, error_sets: di
     for split, cache in (("train", embeddings_train), ("val", embeddings_val)):
         y = cache["y"]
         found[f"{split}_erm"] = (cache["logits"].argmax(axis=1) != y).astype(np.int8)
-        found[f"{split}_early"] = (cache["early_logits"].argmax(axis=1) != y).astype(np.int8)
         found[f"{split}_crossfit"] = (held_out[split] != y).astype(np.int8)
+        found[f"{split}_early"] = _early_errors(cache, found[f"{split}_crossfit"], split)
         wrong, right = loss_quantile_sets(cache["logits"], y, n_classes, error_sets["loss_quantile"]["fraction"])
         found[f"{split}_loss_quantile"] = np.where(wrong, 1, np.where(right, 0, -1)).astype(np.int8)
     auto = "crossfit" if erm_mode == "linear_probe" else "early"
@@ -60,6 +60,14 @@ def find_error_sets(embeddings_train: dict, embeddings_val: dict, error_sets: di
     for key, value in found.items():
         logger.info("error set %s: %d of %d samples", key, int((value == 1).sum()), len(value))
     return found
+
+
+def _early_errors(cache: dict, crossfit: np.ndarray, split: str) -> np.ndarray:
+    """The early checkpoint's errors; an imported classifier has none, so its cross-fitted errors stand in (said)."""
+    if "early_logits" in cache:
+        return (cache["early_logits"].argmax(axis=1) != cache["y"]).astype(np.int8)
+    logger.warning("%s: no early checkpoint (an imported classifier): the 'early' error set is the cross-fitted one", split)
+    return crossfit
 
 
 def _role_data(role: ScoringRole, embeddings_train: dict, embeddings_val: dict, validation_split: dict,
