@@ -15,12 +15,13 @@ import logging
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from neurontune.core.metrics import is_measured
 from neurontune.tracking.registry import (
-    MODEL_DIGEST_TAG,
     RECORDED_METRICS,
     decision_tags,
-    latest_version,
+    identical_version,
     model_content_digest,
+    versions_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -33,10 +34,12 @@ def preview_registration(bundle: dict) -> dict:
     bundle's evaluation numbers, as the version's ``eval.*`` tags would carry them)."""
     name = bundle["registered_model_name"]
     digest = model_content_digest(bundle)
-    latest = latest_version(MlflowClient(), name)
-    reused = latest is not None and latest.tags.get(MODEL_DIGEST_TAG) == digest
-    version = str(latest.version) if reused else str(1 + (0 if latest is None else int(latest.version)))
-    metrics = {split: {metric: float(values[metric]) for metric in RECORDED_METRICS if metric in values}
+    client = MlflowClient()
+    same = identical_version(client, name, digest)  # registration reuses any earlier identical version
+    reused = same is not None
+    version = str(same.version) if reused else str(1 + max((int(v.version) for v in versions_of(client, name)), default=0))
+    metrics = {split: {metric: float(values[metric]) if is_measured(values[metric]) else str(values[metric])
+                       for metric in RECORDED_METRICS if metric in values}
                for split, values in bundle["evaluation"].items()}
     logger.info("dry run: %s would %s v%s; nothing registered", name, "reuse" if reused else "register", version)
     return {"registered_model_name": name, "version": version, "model_digest": digest, "reused": reused,

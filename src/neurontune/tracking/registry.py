@@ -175,14 +175,18 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
 def identical_version(client: MlflowClient, name: str, digest: str):
     """The newest version of ``name`` whose content digest is ``digest`` — any earlier one, not only the latest
     (packaging A, then B, then A again reuses A's version); None when there is none."""
+    same = [version for version in versions_of(client, name) if version.tags.get(MODEL_DIGEST_TAG) == digest]
+    return max(same, key=lambda version: int(version.version), default=None)
+
+
+def versions_of(client: MlflowClient, name: str) -> list:
+    """Every version of ``name`` (empty when the model does not exist)."""
     try:
-        versions = client.search_model_versions(f"name = '{name}'")
+        return list(client.search_model_versions(f"name = '{name}'"))
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
-            return None
+            return []
         raise
-    same = [version for version in versions if version.tags.get(MODEL_DIGEST_TAG) == digest]
-    return max(same, key=lambda version: int(version.version), default=None)
 
 
 def move_alias(client: MlflowClient, name: str, alias: str, version: str, *, decision: str, reason: str) -> None:
