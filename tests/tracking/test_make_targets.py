@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 
-from .conftest import free_port, patience, project_env, stop, wait_for_http
+from .conftest import MODEL_NAME, free_port, patience, project_env, stop, wait_for_http
 
 VENV = Path(sys.executable).parent.parent
 MAKE = shutil.which("make")
@@ -55,7 +55,7 @@ def printed_url(log: Path) -> str:
 
 def test_make_serve_answers_a_prediction(trained_project, tmp_path):
     log, port = tmp_path / "serve.log", free_port()
-    process = start(trained_project.path, "serve", log, f"PORT={port}")
+    process = start(trained_project.path, "serve", log, f"PORT={port}", f"MODEL={MODEL_NAME}")  # --env ci's own name
     try:
         wait_for_http(f"http://127.0.0.1:{port}/ping", process, timeout=patience(180))
         assert printed_url(log) == f"http://127.0.0.1:{port}"

@@ -73,7 +73,7 @@ def test_decide_reads_the_gate_split_from_both_versions():
     assert not decision["dry_run"] and not reused["dry_run"]
     rehearsed = decide_on_challenger({**state, "reused": True, "dry_run": True}, GATE, ERM_METRICS)
     assert rehearsed["dry_run"] and rehearsed["registration"] == (
-        "dry run: would have reused v2: same content digest as the latest version, nothing to register")
+        "dry run: would have reused v2: same content digest as that earlier version, nothing to register")
 
 
 def test_first_challenger_is_judged_against_erm():
