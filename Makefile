@@ -6,7 +6,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test mutation install clean-data dvc-yaml repro push pull status serve ui viz airflow-install airflow-dags airflow-test
+.PHONY: run test cicd-test mutation install clean-data dvc-yaml repro push pull status serve ui viz airflow-install airflow-dags airflow-test
 
 # Re-install only when the pins or the project metadata change.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -23,6 +23,11 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The GitLab CI template's jobs under gitlab-ci-local against MLflow + moto on 127.0.0.1 (marked slow: 3-7 min;
+# .ci/run runs it after `make test`; needs gitlab-ci-local 4.70.1 and rsync, which .ci/run installs)
+cicd-test: install
+	$(BIN)/python -m pytest -m slow -n 0 tests/test_gitlab_ci_local.py $(PYTEST_ARGS)
 
 # Mutation testing of the method's core and the promotion gate (modules: [tool.mutmut] in pyproject.toml;
 # docs/testing.md). Slow and not part of `make test`; each mutant runs only the tests that reach it.

@@ -29,8 +29,8 @@ from tests.test_dvc import dvc, make_dvc_project
 from tests.tracking.conftest import MODEL_NAME, project_env, promotable_method
 
 GITLAB_CI_LOCAL = shutil.which("gitlab-ci-local")
-pytestmark = pytest.mark.skipif(GITLAB_CI_LOCAL is None, reason="gitlab-ci-local is not installed "
-                                "(npm install -g gitlab-ci-local@4.70.1; .ci/run installs it)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(GITLAB_CI_LOCAL is None, reason="gitlab-ci-local is not installed "
+                                "(npm install -g gitlab-ci-local@4.70.1; .ci/run installs it)")]
 REPORTING = Path("data/ci/08_reporting")
 #: gitlab-ci-local's lines: ` PASS  <job>` (or WARN, FAIL) in the pipeline's summary, and at the end of a job that
 #: failed `<job> finished in 1.2 s  FAIL <exit code>` (WARN when its job allows that code to fail)
