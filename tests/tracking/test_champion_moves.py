@@ -13,7 +13,8 @@ import pytest
 from mlflow import MlflowClient
 
 from neurontune.pipelines.model_promotion.nodes import decide_on_challenger
-from neurontune.tracking.registry import alias_history, alias_version, apply_decision, version_record
+from neurontune.tracking.audit import alias_history
+from neurontune.tracking.registry import alias_version, apply_decision, version_record
 
 NAME = "neurontune-planted"
 GATE = {"split": "val", "min_delta": 0.01, "max_mean_acc_drop": 0.02, "require_same_data": True}

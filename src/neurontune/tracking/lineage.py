@@ -22,7 +22,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from neurontune.tracking.digests import DIGESTS_ARTIFACT, DIGESTS_TAG, artifact_of, document_digest, file_digest, verify_digests
-from neurontune.tracking.registry import alias_history, version_record
+from neurontune.tracking.audit import alias_history
+from neurontune.tracking.registry import version_record
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 

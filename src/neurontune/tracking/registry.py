@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import neurontune
-from neurontune.tracking.audit import alias_history, record_move  # noqa: F401 (alias_history: read with the registry)
+from neurontune.tracking.audit import record_move
 from neurontune.tracking.connection import acting_user, permitted
 from neurontune.tracking.promotion import ALREADY_CHAMPION
 

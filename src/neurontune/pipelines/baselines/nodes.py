@@ -31,10 +31,11 @@ def fit_baseline(
     if labelled != (raw_metadata is not None):
         raise ValueError(f"baseline {name!r} declares labels_used={method['labels_used']!r} but was "
                          f"{'not ' if labelled else ''}given the group labels (raw_metadata); wire it accordingly.")
-    if labelled and not _has_validation_groups(embeddings_val, raw_metadata):
+    groups = _validation_groups(embeddings_val, raw_metadata) if labelled else None
+    if labelled and groups is None:
         return _not_fitted(name, method, NO_VALIDATION_GROUPS)
     inputs = build_baseline_inputs(method["tune_set"], settings["seed"], embeddings_train, embeddings_val,
-                                   validation_split, erm_head, raw_metadata)
+                                   validation_split, erm_head, groups)
     retrain = {**settings["retrain"], "device": resolve_device(settings["device"])}
     try:
         fit = call_baseline(resolve_function(method["function"]), inputs, method["options"], retrain)
@@ -46,16 +47,17 @@ def fit_baseline(
 
 
 def build_baseline_inputs(tune_set: str, seed: int, embeddings_train: dict, embeddings_val: dict,
-                          validation_split: dict, erm_head: dict, raw_metadata: pd.DataFrame | None = None) -> BaselineInputs:
+                          validation_split: dict, erm_head: dict,
+                          validation_groups: tuple[np.ndarray, int] | None = None) -> BaselineInputs:
     """The one inputs value of every baseline: tuning rows (training split or identification half), the selection
-    half, the ERM head and logits, the early checkpoint's logits when cached, and validation groups only when
-    ``raw_metadata`` is given (the labelled baselines)."""
+    half, the ERM head and logits, the early checkpoint's logits when cached, and validation groups (ids of every
+    cached validation sample, number of groups) only when given (the labelled baselines)."""
     ide, sel = validation_split["ide"], validation_split["sel"]
     tune, rows = (embeddings_train, slice(None)) if tune_set == "train" else (embeddings_val, ide)
     early = "early_logits" in tune and "early_logits" in embeddings_val
     groups = {}
-    if raw_metadata is not None:
-        ids, n_groups = _validation_groups(embeddings_val, raw_metadata)
+    if validation_groups is not None:
+        ids, n_groups = validation_groups
         groups = {"tune_groups": ids[ide] if tune is embeddings_val else None, "sel_groups": ids[sel], "n_groups": n_groups}
     return BaselineInputs(
         tune_embeddings=tune["embeddings"][rows], tune_y=tune["y"][rows],
@@ -67,22 +69,22 @@ def build_baseline_inputs(tune_set: str, seed: int, embeddings_train: dict, embe
         seed=seed, **groups)
 
 
-def _validation_groups(embeddings_val: dict, raw_metadata: pd.DataFrame) -> tuple[np.ndarray, int]:
-    """Group id of every cached validation sample, looked up by sample id."""
+def _validation_groups(embeddings_val: dict, raw_metadata: pd.DataFrame) -> tuple[np.ndarray, int] | None:
+    """Group id of every cached validation sample, looked up by sample id, and the number of groups; None when
+    validation has no group labels (no ``group`` column, or a row whose group is unknown)."""
+    if "group" not in raw_metadata.columns:
+        return None
     table = raw_metadata.set_index("sample_id")["group"]
     missing = ~np.isin(embeddings_val["sample_id"], table.index)
     if missing.any():
         raise ValueError(f"{int(missing.sum())} validation sample ids are not in raw_metadata; rerun the pipeline.")
-    return table.loc[embeddings_val["sample_id"]].to_numpy(), int(raw_metadata["group"].max()) + 1
+    ids = table.loc[embeddings_val["sample_id"]].to_numpy()
+    return (ids, int(raw_metadata["group"].max()) + 1) if has_group_labels(ids) else None
 
 
 # ------------------------------------------------- labelled baselines on data without validation group labels
 
 NO_VALIDATION_GROUPS = "no validation group labels"
-
-
-def _has_validation_groups(embeddings_val: dict, raw_metadata: pd.DataFrame) -> bool:
-    return "group" in raw_metadata.columns and has_group_labels(_validation_groups(embeddings_val, raw_metadata)[0])
 
 
 def _not_fitted(name: str, method: dict, reason: str) -> tuple[dict, pd.DataFrame]:
