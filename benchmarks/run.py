@@ -71,6 +71,8 @@ MASK_QUALITY_COLUMNS = {"mask_precision": "precision", "mask_recall": "recall", 
                         "mask_random_recall": "random_recall", "mask_core_share": "core_share",
                         "mask_random_core_share": "random_core_share", "mask_attribute_neurons": "n_attribute_neurons"}
 GUARD_MARGIN_PARAMETER = "harm_guard.margin"
+#: the method row standing for ``packaging.method: auto`` (the label-free choice among ERM and the label-free methods)
+AUTO = "auto"
 
 
 def registry():
@@ -139,7 +141,8 @@ def collect_run(client, tracking_uri: str, run_id: str, key: tuple, wall_seconds
     import mlflow
 
     from neurontune.core.metrics import is_measured, measured_or_nan
-    from neurontune.methods import HARM, MASK_QUALITY, VALIDITY, method_entries, not_fitted_reason
+    from neurontune.methods import (ERROR_SET_QUALITY, HARM, MASK_QUALITY, METHOD_CHOICE, VALIDITY, method_entries,
+                                    not_fitted_reason)
 
     with tempfile.TemporaryDirectory() as folder:
         report = json.loads(Path(mlflow.artifacts.download_artifacts(
@@ -175,8 +178,25 @@ def collect_run(client, tracking_uri: str, run_id: str, key: tuple, wall_seconds
             "run_wall_seconds": wall_seconds, "run_id": run_id, **stages,
             **mask_quality_columns(report.get(MASK_QUALITY, {}).get(method)),
             **harm_columns(report.get(HARM, {}).get(method), run.data.params.get(GUARD_MARGIN_PARAMETER)),
+            **error_set_columns(report.get(ERROR_SET_QUALITY, {})),
         })
-    return rows
+    return rows + auto_rows(rows, report.get(METHOD_CHOICE))
+
+
+def error_set_columns(quality: dict) -> dict:
+    """How well each label-free error set finds the minority groups (evaluation only), as run-row columns."""
+    return {f"errorset_{name}_{key}": float(value) for name, values in quality.items() if isinstance(values, dict)
+            for key, value in values.items()}
+
+
+def auto_rows(rows: list[dict], choice: dict | None) -> list[dict]:
+    """The row of ``auto`` (``packaging.method: auto``): the chosen method's numbers under the name ``auto``, with
+    ``auto_choice`` naming it; none when the run recorded no choice."""
+    if not choice:
+        return []
+    chosen = next(row for row in rows if row["method"] == choice["chosen"])
+    return [{**chosen, "method": AUTO, "labels_used": "none", "auto_choice": choice["chosen"],
+             "auto_reason": choice["reason"], "n_candidates": len(choice["candidates"])}]
 
 
 def mask_quality_columns(quality: dict | None) -> dict:

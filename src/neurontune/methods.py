@@ -64,7 +64,9 @@ VALIDITY = "validity"
 #: does each mask hit the shortcut (neurons' attribute AUROC; evaluation), and the do-no-harm report
 MASK_QUALITY = "mask_quality"
 HARM = "harm"
-REPORT_SECTIONS = (VALIDITY, MASK_QUALITY, HARM)
+METHOD_CHOICE = "method_choice"
+ERROR_SET_QUALITY = "error_set_quality"
+REPORT_SECTIONS = (VALIDITY, MASK_QUALITY, HARM, METHOD_CHOICE, ERROR_SET_QUALITY)
 #: Module holding the functions a baseline entry names without a dotted path.
 BASELINES_MODULE = "neurontune.core.baselines"
 

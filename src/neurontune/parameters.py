@@ -42,6 +42,8 @@ from neurontune.models.training import TRAINING_MODES
 
 #: The method every other is compared with (the ERM model's own head).
 REFERENCE = "erm"
+#: ``packaging.method`` value: the method to ship is chosen without group labels (:mod:`neurontune.core.choice`).
+AUTO_METHOD = "auto"
 #: The annotations a method may consume beyond class labels.
 LABEL_KINDS = ("none", "val_groups", "train_groups")
 #: Where a NeuronTune variant's head is tuned: the training split, the identification half of
@@ -557,8 +559,21 @@ class Serving(Schema):
     batch_size: PositiveInt = Field(description="samples per forward pass when serving")
 
 
+class AutoChoice(Schema):
+    """How ``packaging.method: auto`` chooses the method to ship, without group labels (:mod:`neurontune.core.choice`)."""
+
+    worst_class_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.02, description="a candidate whose worst-class accuracy on the selection half is below ERM's by more is not eligible")
+    error_set: _choices(ERROR_CHOICES) = Field(
+        "auto", description="the label-free error set whose class x in/out cells are the pseudo-groups")
+    candidates: Union[Literal["all"], Annotated[list[str], Field(min_length=1)]] = Field(
+        "all", description="all = ERM and every label-free method of the registry; or a list of their names")
+
+
 class Packaging(Schema):
-    method: str = Field(description="the evaluated method whose head becomes the servable model")
+    method: str = Field(description="the evaluated method whose head becomes the servable model; auto = chosen "
+                                    "without group labels among ERM and the label-free methods (packaging.auto)")
+    auto: AutoChoice = Field(default_factory=AutoChoice, description="the label-free choice of packaging.method: auto")
     registered_model_name: Annotated[str, Field(min_length=1)] = Field(
         description="{benchmark} = data_versioning.name, {source} = the imported source model's name")
     input_example_size: PositiveInt = Field(description="raw inputs stored with the model as its input example")
@@ -768,10 +783,19 @@ def _consistency_problems(model: Parameters, parameters: dict) -> list[Problem]:
         problems.append(Problem(("erm_training", "mode"), f"linear_probe needs a pretrained backbone; "
                                 f"{erm.model.architecture!r} starts from random weights"))
     methods = [REFERENCE, *model.neurontune_regulation.variants, *model.baselines.methods]
-    for path, value in ((("evaluation", "validity", "oracle"), model.evaluation.validity.oracle),
-                        (("model_promotion", "packaging", "method"), model.model_promotion.packaging.method)):
-        if value not in methods:
-            problems.append(Problem(path, f"must name a registered method {methods}; got {value!r}{_hint(value, methods)}"))
+    packaging = model.model_promotion.packaging
+    for path, value, allowed in ((("evaluation", "validity", "oracle"), model.evaluation.validity.oracle, methods),
+                                 (("model_promotion", "packaging", "method"), packaging.method, [AUTO_METHOD, *methods])):
+        if value not in allowed:
+            problems.append(Problem(path, f"must name a registered method {allowed}; got {value!r}{_hint(value, allowed)}"))
+    label_free = [REFERENCE, *(name for name, method in {**model.neurontune_regulation.variants,
+                                                         **model.baselines.methods}.items()
+                               if getattr(method, "labels_used", "none") == "none")]
+    for value in ([] if packaging.auto.candidates == "all" else packaging.auto.candidates):
+        if value not in label_free:
+            problems.append(Problem(("model_promotion", "packaging", "auto", "candidates"),
+                                    f"must list label-free registered methods {label_free}; got {value!r}"
+                                    f"{_hint(value, label_free)}"))
     name = model.model_promotion.packaging.registered_model_name
     try:
         name.format(benchmark=data.name, source=data.name)

@@ -151,7 +151,10 @@ def test_one_tiny_seed_end_to_end(tmp_path):
                  "--seeds", "1", "--regimes", "balanced", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     assert runner.main(arguments) == 0
     runs = pd.read_csv(tmp_path / "results" / "runs.csv")
-    assert set(runs["method"]) == set(runner.method_nodes())
+    assert set(runs["method"]) == {*runner.method_nodes(), runner.AUTO}
+    auto = runs[runs["method"] == runner.AUTO].iloc[0]  # the chosen method's numbers under the name auto
+    chosen = runs[runs["method"] == auto["auto_choice"]].iloc[0]
+    assert auto["worst_group_accuracy"] == chosen["worst_group_accuracy"] and auto["labels_used"] == "none"
     assert runs["method_seconds"].notna().all() and (runs["method_seconds"] > 0).all()
     assert runs["validity_headroom"].notna().all()
     assert not (project / "data" / "ci").exists() and (project / "data" / "benchmark_runs" / "ci").is_dir()

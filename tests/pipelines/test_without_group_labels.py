@@ -212,8 +212,10 @@ def test_the_gate_names_the_metric_it_decided_on(run):
     assert decision["metric"] == metric and tags["promotion.metric"] == metric
     assert decision["compared_with"] == "erm" and label in decision["reason"]
     assert decision[f"erm_{metric}"] == run["metrics"]["erm"]["test"][metric]
-    assert decision[f"challenger_{metric}"] == run["metrics"]["neurontune"]["test"][metric]
-    assert float(tags[f"eval.test.{metric}"]) == run["metrics"]["neurontune"]["test"][metric]
+    shipped = run["metrics"]["method_choice"]["chosen"]  # packaging.method: auto, chosen without group labels
+    assert tags["method"] == shipped == tags["choice.method"]
+    assert decision[f"challenger_{metric}"] == run["metrics"][shipped]["test"][metric]
+    assert float(tags[f"eval.test.{metric}"]) == run["metrics"][shipped]["test"][metric]
     if run["kind"] == "no_groups":
         assert "challenger_worst_group_accuracy" not in decision
         assert tags["eval.test.worst_group_accuracy"] == NOT_MEASURABLE

@@ -56,10 +56,13 @@ class BaselineFit:
     candidates : the candidate table of :func:`~neurontune.core.selection.search_grid`
         (one dict per candidate: its values, selection-set scores, ``selection_rank``,
         ``selected``, ``reason``)
+    held_out_prediction : int array (N_s,), the selected candidate's predictions on the selection half from its head
+        fitted on the tuning data alone (never the refit): how a label-free choice among methods compares them
     """
 
     head: LinearHead
     candidates: list[dict]
+    held_out_prediction: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,7 @@ def dfr(
     if refit_on_all:
         head = fit(search.best, (np.concatenate([tune_x, sel_x]), np.concatenate([tune_y, sel_y]),
                                  np.concatenate([tune_groups, sel_groups])))
-    return BaselineFit(head, search.table)
+    return BaselineFit(head, search.table, search.held_out_prediction)
 
 
 def dfr_groupfree(
@@ -206,7 +209,7 @@ def dfr_groupfree(
     head = search.head
     if refit_on_all:
         head = fit(search.best, (np.concatenate([tune_x, sel_x]), np.concatenate([tune_y, sel_y])))
-    return BaselineFit(head, search.table)
+    return BaselineFit(head, search.table, search.held_out_prediction)
 
 
 def _check_dfr_options(c_grid, n_refits) -> None:
@@ -296,7 +299,7 @@ def jtt_last_layer(
     grid = expand_grid({"upweight": list(upweights), "weight_decay": list(weight_decays)})
     search = search_grid(grid, fit, [SelectionSet.build(sel_x, sel_y, n_classes)],
                          describe=lambda head: {"n_errors": int(errors.sum())})
-    return BaselineFit(search.head, search.table)
+    return BaselineFit(search.head, search.table, search.held_out_prediction)
 
 
 def afr(
@@ -336,7 +339,7 @@ def afr(
 
     grid = expand_grid({"gamma": list(gammas), "anchor_strength": list(anchor_strengths)})
     search = search_grid(grid, fit, [SelectionSet.build(sel_x, sel_y, n_classes)])
-    return BaselineFit(search.head, search.table)
+    return BaselineFit(search.head, search.table, search.held_out_prediction)
 
 
 def self_disagreement(
@@ -403,7 +406,7 @@ def self_disagreement(
     for row in search.table:
         rows = points(row["num_data"])
         row.update(n_points=int(len(rows)), min_disagreement=float(disagreement[rows].min()))
-    return BaselineFit(search.head, search.table)
+    return BaselineFit(search.head, search.table, search.held_out_prediction)
 
 
 def _disagreement(final_logits, early_logits, n_samples: int, n_classes: int) -> np.ndarray:
@@ -463,7 +466,7 @@ def group_balanced_oracle(
     selections = [SelectionSet.build(x, y, n_classes, group=g) for x, y, g in reversed(halves)]
     search = search_grid(grid, lambda candidate, fold: fit_on(candidate, *halves[fold]), selections, criterion="group")
     everything = [np.concatenate(parts) for parts in zip(*halves)]
-    return BaselineFit(fit_on(search.best, *everything), search.table)
+    return BaselineFit(fit_on(search.best, *everything), search.table, search.held_out_prediction)
 
 
 # ------------------------------------------------------------------------ helpers

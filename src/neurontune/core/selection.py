@@ -93,11 +93,14 @@ class GridSearch:
         ``sel_mean_accuracy``, ``sel_worst_<partition>_accuracy`` for every partition
         (averaged over folds), ``criterion``, ``selection_rank``, ``selected``, ``reason``
     head : the winner's head fitted on fold 0
+    held_out_prediction : int array, the winner's fold-0 head's predictions on fold 0's selection set — data that
+        head was not fitted on (what :func:`neurontune.core.choice.choose_method` compares methods by)
     """
 
     winner: int
     table: list[dict]
     head: LinearHead
+    held_out_prediction: np.ndarray | None = None
 
     @property
     def best(self) -> dict:
@@ -134,7 +137,7 @@ def search_grid(
         raise ValueError("selection_sets is empty; give one selection set per fold.")
     partitions = ["class", *sorted(set.intersection(*(set(s.partitions) for s in selection_sets)))]
     check_choice(criterion, partitions, "criterion")
-    table, first_heads = [], []
+    table, first_heads, first_predictions = [], [], []
     for candidate in tqdm(candidates, desc=progress, unit="candidate", leave=False, disable=progress is None):
         scores = {name: [] for name in ["mean", *partitions]}
         for fold, selection in enumerate(selection_sets):
@@ -142,6 +145,8 @@ def search_grid(
             if fold == 0:
                 first_heads.append(head)
             prediction = head_predict(selection.embeddings, head)
+            if fold == 0:
+                first_predictions.append(prediction)
             scores["mean"].append(float(np.mean(prediction == selection.y)))
             for name in partitions:
                 scores[name].append(selection.worst_accuracy(prediction, name))
@@ -155,7 +160,7 @@ def search_grid(
     for rank, k in enumerate(order):
         table[k].update(criterion=key, selection_rank=rank + 1, selected=k == winner,
                         reason=_reason(table[winner], table[k], k == winner, key))
-    return GridSearch(winner, table, first_heads[winner])
+    return GridSearch(winner, table, first_heads[winner], first_predictions[winner])
 
 
 def _reason(best: dict, row: dict, is_winner: bool, criterion: str) -> str:
@@ -193,7 +198,8 @@ def select_neurontune(
 
     Returns
     -------
-    best : the fitted winner (a :class:`NeuronTune`)
+    best : the fitted winner (a :class:`NeuronTune`); ``best.held_out_prediction_`` = the winner's fold-0 predictions
+        on fold 0's selection set (:attr:`GridSearch.held_out_prediction`), also after a refit
     table : the candidate table of :func:`search_grid` (with ``n_masked``)
     """
     from neurontune.core.estimator import NeuronTune
@@ -228,5 +234,6 @@ def select_neurontune(
     best = chosen[search.winner]
     if refit is not None:
         best = NeuronTune(**{**fixed, **candidates[search.winner]}).fit(**refit)
+    best.held_out_prediction_ = search.held_out_prediction
     logger.info("selected %s (%s)", {key: search.best[key] for key in grid}, search.best["reason"])
     return best, search.table

@@ -100,7 +100,7 @@ def register_debiased_model(bundle: dict, *, alias: str, artifact_name: str = "d
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, str(value))
         client.update_model_version(name, version, description=describe_version(
-            bundle["method"], bundle["evaluation"], source=_source_of(tags)))
+            bundle["method"], bundle["evaluation"], source=_source_of(tags), choice=tags.get(CHOICE_REASON_TAG)))
     move_alias(client, name, alias, version, decision="registered", reason="new version")
     logger.info("registered %s version %s (%s) and pointed @%s at it", name, version, info.model_uri, alias)
     return {"registered_model_name": name, "version": version, "model_uri": f"models:/{name}/{version}",
@@ -108,14 +108,18 @@ def register_debiased_model(bundle: dict, *, alias: str, artifact_name: str = "d
             "model_digest": digest, "reused": False}
 
 
-def describe_version(method: str, evaluation: dict, decision: dict | None = None, source: str | None = None) -> str:
+def describe_version(method: str, evaluation: dict, decision: dict | None = None, source: str | None = None,
+                     choice: str | None = None) -> str:
     """The version's description in the MLflow UI: the source model (when imported), method, worst-group accuracy per
-    split (worst-class accuracy where WGA was not measurable), gate decision."""
+    split (worst-class accuracy where WGA was not measurable), why ``packaging.method: auto`` chose the method, gate
+    decision."""
     numbers = ", ".join(_describe_split(split, values) for split, values in sorted(evaluation.items())
                         if "worst_group_accuracy" in values)
     text = f"{method}: {numbers or 'no worst-group accuracy recorded'}."
     if source:
         text = f"{source} debiased by {text}"
+    if choice:
+        text += f" Chosen without group labels (packaging.method auto): {choice}."
     if decision is not None:
         text += f" Gate ({decision.get('split', '?')}): {decision['status']} — {decision['reason']}."
     return text
@@ -242,7 +246,7 @@ def apply_decision(decision: dict, *, champion_alias: str = "champion") -> None:
     if decision["status"] != ALREADY_CHAMPION:
         version = version_record(client, name, challenger)
         description = describe_version(version["tags"].get("method", "?"), version["metrics"], decision,
-                                       source=_source_of(version["tags"]))
+                                       source=_source_of(version["tags"]), choice=version["tags"].get(CHOICE_REASON_TAG))
         with permitted(f"record the gate's decision on version {challenger} of {name}", uri):
             for key, value in tags.items():
                 client.set_model_version_tag(name, challenger, key, value)
@@ -260,6 +264,10 @@ def decision_tags(decision: dict) -> dict[str, str]:
             value = "nan"
         tags[DECISION_TAG_PREFIX + key] = "none" if value is None else (value if isinstance(value, str) else json.dumps(value))
     return tags
+
+
+#: The version tag holding why ``packaging.method: auto`` chose the method (set by the packaging node).
+CHOICE_REASON_TAG = "choice.reason"
 
 
 def _source_of(tags: dict) -> str | None:

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from neurontune.core.choice import HELD_OUT_PREDICTION
 from neurontune.methods import load_registry
 from neurontune.pipeline_registry import register_pipelines
 from neurontune.methods import resolve_function
@@ -17,7 +18,8 @@ def test_every_baseline_writes_a_head_evaluation_can_score(tiny_run):
     width = tiny_run["embeddings_val"]["embeddings"].shape[1]
     for name in BASELINES:
         head, table = tiny_run[f"baselines.{name}_head"], tiny_run[f"baselines.{name}_candidates"]
-        assert set(head) == {"weight", "bias", "keep"}
+        assert set(head) == {"weight", "bias", "keep", HELD_OUT_PREDICTION}
+        assert head[HELD_OUT_PREDICTION].shape == tiny_run["validation_split"]["sel"].shape  # the selection half
         assert head["weight"].shape == (2, width) and head["bias"].shape == (2,)
         assert isinstance(table, pd.DataFrame) and table["selected"].sum() == 1
         assert (table["labels_used"] == REGISTRY[name].labels_used).all()

@@ -94,7 +94,7 @@ def test_mask_quality_finds_a_planted_neuron_that_copies_the_attribute():
 def test_mask_quality_and_harm_are_report_sections(tiny_run):
     metrics = tiny_run["metrics"]
     masking = {name for name, method in load_registry().items() if method.uses_mask}
-    assert list(metrics)[-3:] == ["validity", "mask_quality", "harm"]
+    assert list(metrics)[-5:] == ["validity", "mask_quality", "harm", "method_choice", "error_set_quality"]
     assert set(metrics["mask_quality"]) == masking and set(method_entries(metrics)) == set(load_registry())
     for name in masking:
         assert metrics["mask_quality"][name]["n_masked"] == metrics[name]["test"]["n_masked"]

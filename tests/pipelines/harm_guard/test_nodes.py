@@ -103,7 +103,8 @@ def test_evaluation_flags_the_harm_and_promotion_ships_the_erm_head(harmed, capl
     bundle = package_debiased_model(checkpoint, {"inputs": np.zeros((2, 3, 8, 8), np.uint8)},
                                     {**harmed["metrics"], HARM: harm}, {"digest": "d", "class_label_digest": "d"},
                                     "toy", PACKAGING, GATE, decision, **heads)
-    assert bundle["head"] is heads["erm_head"] and bundle["evaluation"] == harmed["metrics"]["erm"]
+    assert bundle["head"].keys() == heads["erm_head"].keys() and bundle["head"]["weight"] is heads["erm_head"]["weight"]
+    assert bundle["evaluation"] == harmed["metrics"]["erm"]
     assert bundle["method"] == "neurontune" and bundle["version_tags"]["guard.fired"] == "true"
     assert bundle["version_tags"]["guard.kept_head"] == "erm" and "selection half" in bundle["version_tags"]["guard.reason"]
 

@@ -34,7 +34,8 @@ def test_package_collects_the_chosen_head_and_lineage():
     bundle = package_debiased_model(checkpoint, {"inputs": np.zeros((10, 3, 8, 8), np.uint8)}, metrics,
                                     {"digest": "abc", "class_label_digest": "abc"}, "colored_mnist", PACKAGING, GATE, **heads)
     assert bundle["registered_model_name"] == "neurontune-colored_mnist"
-    assert bundle["head"] is heads["neurontune_head"]
+    assert bundle["head"].keys() == heads["neurontune_head"].keys()
+    assert bundle["head"]["weight"] is heads["neurontune_head"]["weight"]
     assert bundle["input_example"].shape == (2, 3, 8, 8)
     assert bundle["evaluation"] == metrics["neurontune"] and bundle["data_digest"] == "abc"
     assert bundle["dry_run"] is False

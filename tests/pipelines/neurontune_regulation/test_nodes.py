@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from neurontune.core.choice import HELD_OUT_PREDICTION
 from neurontune.methods import load_registry
 from neurontune.pipeline_registry import register_pipelines
 from neurontune.methods import complete_variant as _with_levers
@@ -22,7 +23,8 @@ def test_one_node_per_registered_variant_reading_the_identification_scores():
 def test_each_variant_returns_a_head_and_its_candidate_table(tiny_run):
     for name in VARIANTS:
         head, table = outputs(tiny_run, name)
-        assert set(head) == {"weight", "bias", "keep", "mask"}
+        assert set(head) == {"weight", "bias", "keep", "mask", HELD_OUT_PREDICTION}
+        assert head[HELD_OUT_PREDICTION].shape == tiny_run["validation_split"]["sel"].shape  # the selection half
         assert head["weight"].shape == (2, 64)
         assert table["selected"].sum() == 1, name
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from neurontune.core import LinearHead
 from neurontune.core.baselines import BaselineInputs, MissingBaselineInput, call_baseline
+from neurontune.core.choice import HELD_OUT_PREDICTION
 from neurontune.core.groups import has_group_labels
 from neurontune.methods import NOT_FITTED, resolve_function
 from neurontune.models.devices import resolve_device
@@ -43,7 +44,7 @@ def fit_baseline(
         return _not_fitted(name, method, str(missing))
     table = pd.DataFrame(fit.candidates).assign(method=name, labels_used=method["labels_used"])
     logger.info("%s: %d candidates, labels used: %s", name, len(table), method["labels_used"])
-    return fit.head.to_dict(), table
+    return {**fit.head.to_dict(), HELD_OUT_PREDICTION: fit.held_out_prediction}, table
 
 
 def build_baseline_inputs(tune_set: str, seed: int, embeddings_train: dict, embeddings_val: dict,

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from neurontune.core import LinearHead, head_predict, overlapping_group_report  # noqa: E402
+from neurontune.core.groups import has_group_labels  # noqa: E402
 from neurontune.core.metrics import (  # noqa: E402
     HARM_METRICS,
     LABEL_FREE_HARM_METRIC,
@@ -32,7 +33,7 @@ from neurontune.core.metrics import (  # noqa: E402
     validity_warning,
     within_stratum_auroc,
 )
-from neurontune.methods import HARM, MASK_QUALITY, NOT_FITTED, REFERENCE, VALIDITY, method_entries, not_fitted_reason  # noqa: E402
+from neurontune.methods import ERROR_SET_QUALITY, HARM, MASK_QUALITY, METHOD_CHOICE, NOT_FITTED, REFERENCE, VALIDITY, method_entries, not_fitted_reason  # noqa: E402
 from neurontune.data.tables import (  # noqa: E402
     CLASS_LABEL_COLUMNS,
     SPLITS,
@@ -315,6 +316,42 @@ def assess_harm(method_metrics: dict, harm_guard: dict, settings: dict) -> dict:
     return harm
 
 
-def add_report_sections(validity_report: dict, mask_quality: dict, harm: dict) -> dict:
-    """The metrics report: methods, the validity card, mask quality and the harm report, in that order."""
-    return {**validity_report, MASK_QUALITY: mask_quality, HARM: harm}
+def assess_error_sets(error_sets: dict, embeddings_train: dict, embeddings_val: dict, raw_metadata: pd.DataFrame) -> dict:
+    """How well each label-free error set finds the minority groups (evaluation only: it reads group labels).
+
+    Minority groups = within each class, the groups smaller than that class's largest group in the training split.
+    Per error set ``<split>_<source>``: ``size``, ``precision`` = share of its samples in a minority group,
+    ``recall`` = share of that split's minority samples it holds, ``minority_share`` = the precision of a random
+    set (the minority's share of the split). Without group labels: ``{"not_measurable": why}``.
+    """
+    if "group" not in raw_metadata.columns or not has_group_labels(raw_metadata["group"].to_numpy()):
+        return {"not_measurable": NOT_MEASURABLE}
+    table = raw_metadata.set_index("sample_id")
+    train = table[table["split"] == "train"]
+    counts = train.groupby(["y", "group"]).size()
+    largest = counts.groupby(level="y").transform("max")
+    minority_groups = {int(group) for (_, group), count in counts.items() if count < largest[(_, group)]}
+    report = {}
+    for split, cache in (("train", embeddings_train), ("val", embeddings_val)):
+        groups = table.loc[cache["sample_id"], "group"].to_numpy()
+        minority = np.isin(groups, list(minority_groups))
+        for name, in_set in sorted(error_sets.items()):
+            if not name.startswith(f"{split}_"):
+                continue
+            members = np.asarray(in_set) == 1
+            report[name] = {"size": int(members.sum()),
+                            "precision": float(minority[members].mean()) if members.any() else float("nan"),
+                            "recall": float(members[minority].mean()) if minority.any() else float("nan"),
+                            "minority_share": float(minority.mean())}
+    return report
+
+
+def add_report_sections(validity_report: dict, mask_quality: dict, harm: dict, method_choice: dict,
+                        error_set_quality: dict) -> dict:
+    """The metrics report: methods, the validity card, mask quality, the harm report, the label-free choice of the
+    method to ship (``packaging.method: auto``; its candidates' selection-half scores also keyed by method, so
+    MLflow records them as metrics) and how well each error set finds the minority groups, in that order."""
+    scores = {row["method"]: {key: value for key, value in row.items() if key != "method"}
+              for row in method_choice["candidates"]}
+    return {**validity_report, MASK_QUALITY: mask_quality, HARM: harm,
+            METHOD_CHOICE: {**method_choice, "scores": scores}, ERROR_SET_QUALITY: error_set_quality}

@@ -1,4 +1,5 @@
-"""The do-no-harm guard: keep ERM's head when a method does not beat ERM on the selection half, without group labels."""
+"""Label-free decisions on the selection half: the do-no-harm guard (keep ERM's head when a method does not beat ERM)
+and the choice of the method to ship (``packaging.method: auto``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import logging
 import pandas as pd
 
 from neurontune.core import LinearHead, SelectionSet, head_predict
+from neurontune.core.choice import HELD_OUT_PREDICTION, choose_method
 from neurontune.core.errors import pseudo_groups
 from neurontune.core.metrics import guard_fires
-from neurontune.methods import NOT_FITTED, not_fitted_reason
+from neurontune.methods import NOT_FITTED, REFERENCE, not_fitted_reason
 
 logger = logging.getLogger(__name__)
 
@@ -109,3 +111,35 @@ def _decide(method: str, scores: dict, erm: dict, criterion: str, guard: dict) -
     return {**scores, f"erm_{criterion}": erm[criterion], f"delta_{criterion}": scores[criterion] - erm[criterion],
             "would_fire": would_fire,
             "fired": fired, "kept_head": "erm" if fired else method, "reason": reason}
+
+
+def choose_method_to_ship(embeddings_val: dict, validation_split: dict, error_sets: dict, settings: dict,
+                          **heads: dict) -> dict:
+    """Which method ``packaging.method: auto`` ships: :func:`neurontune.core.choice.choose_method` over ERM and
+    ``heads`` (``{method: head}``, the label-free methods; a head not fitted is left out and listed), each judged by
+    its held-out predictions on the selection half, pseudo-groups from the ``settings["error_set"]`` error set."""
+    if settings["candidates"] != "all":  # a list: ERM (the reference) is always a candidate
+        heads = {method: head for method, head in heads.items() if method in settings["candidates"]}
+    sel = validation_split["sel"]
+    y = embeddings_val["y"][sel]
+    predictions = {REFERENCE: embeddings_val["logits"][sel].argmax(axis=1)}
+    skipped = {}
+    for method, head in heads.items():
+        unfitted = not_fitted_reason(head)
+        if unfitted:
+            skipped[method] = f"not fitted: {unfitted}"
+        elif HELD_OUT_PREDICTION not in head:
+            raise ValueError(f"{method}'s head has no {HELD_OUT_PREDICTION!r}: it was fitted by an older version of this "
+                             f"project; rerun its pipeline.")
+        else:
+            predictions[method] = head[HELD_OUT_PREDICTION]
+    error_set = settings["error_set"]
+    key = f"val_{error_set}"
+    if key not in error_sets:
+        raise ValueError(f"model_promotion.packaging.auto.error_set must name an error set of neuron_identification "
+                         f"({sorted(name[4:] for name in error_sets if name.startswith('val_'))}); got {error_set!r}.")
+    choice = choose_method(predictions, y, error_sets[key][sel], embeddings_val["logits"].shape[1], reference=REFERENCE,
+                           worst_class_tolerance=settings["worst_class_tolerance"], error_set=error_set)
+    choice["not_candidates"] = skipped
+    logger.info("auto: ships %s — %s", choice["chosen"], choice["reason"])
+    return choice

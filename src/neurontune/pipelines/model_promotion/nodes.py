@@ -7,8 +7,10 @@ import logging
 
 import numpy as np
 
+from neurontune.core.choice import HELD_OUT_PREDICTION
 from neurontune.core.metrics import measured_or_nan
 from neurontune.methods import REFERENCE, method_entries, not_fitted_reason
+from neurontune.parameters import AUTO_METHOD
 from neurontune.models.imported import IMPORTED, example_inputs, source_name, source_summary
 from neurontune.models.predictor import checkpoint_digest
 from neurontune.tracking.promotion import (
@@ -24,10 +26,13 @@ from neurontune.tracking.promotion import (
 
 logger = logging.getLogger(__name__)
 
+#: Version tags of a method chosen by ``packaging.method: auto``.
+CHOICE_TAG_PREFIX = "choice."
+
 
 def package_debiased_model(
     erm_model: dict, raw_inputs: dict[str, np.ndarray], metrics: dict, dataset_manifest: dict, benchmark: str,
-    packaging: dict, gate: dict, harm_guard: dict | None = None, **heads: dict,
+    packaging: dict, gate: dict, harm_guard: dict | None = None, method_choice: dict | None = None, **heads: dict,
 ) -> dict:
     """Everything the registered model needs: backbone checkpoint, the chosen method's head, an input
     example, its evaluation numbers and lineage digests. The gate settings are checked here, before
@@ -36,9 +41,10 @@ def package_debiased_model(
     When the do-no-harm guard (``harm_guard``, label-free) fired for the method, the model keeps ERM's
     head and ERM's numbers, and says so in its version tags (``guard.*``). An imported classifier is registered
     under ``{source}`` (its name) when the configured name uses it, and its lineage is in the version's tags
-    (``source_model.*``: URI, version, weights digest).
+    (``source_model.*``: URI, version, weights digest). With ``packaging.method: auto`` the method is the one
+    ``method_choice`` chose without group labels, and the version says so (``choice.*`` tags).
     """
-    method = packaging["method"]
+    method, choice_tags = _configured_method(packaging["method"], method_choice)
     if f"{method}_head" not in heads or method not in metrics:
         raise ValueError(f"model_promotion.packaging.method must be an evaluated method "
                          f"{sorted(method_entries(metrics))}; got {method!r}.")
@@ -59,16 +65,31 @@ def package_debiased_model(
         "benchmark": benchmark,
         "method": method,
         "checkpoint": erm_model,
-        "head": heads[f"{shipped}_head"],
+        "head": {key: value for key, value in heads[f"{shipped}_head"].items() if key != HELD_OUT_PREDICTION},
         "input_example": example_inputs(erm_model, raw_inputs["inputs"][: packaging["input_example_size"]]),
         "evaluation": metrics[shipped],
-        "version_tags": {**guard_tags, **(source_summary(erm_model["config"]) if imported else {})},
+        "version_tags": {**choice_tags, **guard_tags, **(source_summary(erm_model["config"]) if imported else {})},
         "data_digest": dataset_manifest["digest"],
         "erm_checkpoint_digest": checkpoint_digest(erm_model),
         "requirements": packaging["requirements"],
         "serving": packaging["serving"],
         "dry_run": bool(gate.get("dry_run", False)),  # the registry dataset then registers nothing
     }
+
+
+def _configured_method(configured: str, method_choice: dict | None) -> tuple[str, dict]:
+    """The method to package and its ``choice.*`` version tags (empty unless ``packaging.method`` is ``auto``)."""
+    if configured != AUTO_METHOD:
+        return configured, {}
+    if method_choice is None:
+        raise ValueError("model_promotion.packaging.method is 'auto' but no method_choice was given; run the harm_guard "
+                         "pipeline first (it chooses the method without group labels).")
+    candidates = ", ".join(row["method"] for row in method_choice["candidates"])
+    logger.info("packaging.method auto: %s", method_choice["reason"])
+    return method_choice["chosen"], {CHOICE_TAG_PREFIX + "method": method_choice["chosen"],
+                                     CHOICE_TAG_PREFIX + "reason": method_choice["reason"],
+                                     CHOICE_TAG_PREFIX + "rule": method_choice["rule"],
+                                     CHOICE_TAG_PREFIX + "candidates": candidates}
 
 
 def _guarded_head(method: str, harm_guard: dict | None) -> tuple[str, dict]:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from neurontune.core import LinearHead, SelectionSet, select_neurontune
+from neurontune.core.choice import HELD_OUT_PREDICTION
 from neurontune.core.errors import pseudo_groups
 from neurontune.core.roles import scores_of
 from neurontune.methods import scoring_role
@@ -17,7 +18,8 @@ def regulate_head(
     error_sets: dict, variant: dict, tuning: dict,
 ) -> tuple[dict, pd.DataFrame]:
     """Grid-search one NeuronTune variant (its complete settings, from the method registry) over the identification
-    scores; return its winning head and candidate table."""
+    scores; return its winning head (with the held-out predictions on the selection half of its fold-0 head, which
+    ``packaging.method: auto`` compares methods by) and candidate table."""
     n_classes = erm_head["weight"].shape[0]
     init = LinearHead.from_arrays(erm_head["weight"], erm_head["bias"]) if tuning["init_from_erm"] else None
     folds, selection_sets, refit = _folds(embeddings_train, embeddings_val, validation_split, neuron_scores,
@@ -29,7 +31,7 @@ def regulate_head(
              "rounds": tuning["rounds"], "balance": variant["balance"], **tuning["retrain"], "seed": tuning["seed"],
              "device": resolve_device(tuning["device"])}
     best, table = select_neurontune(grid, fixed, folds, selection_sets, criterion=variant["criterion"], refit=refit)
-    return {**best.head_.to_dict(), "mask": best.mask_}, pd.DataFrame(table)
+    return {**best.head_.to_dict(), "mask": best.mask_, HELD_OUT_PREDICTION: best.held_out_prediction_}, pd.DataFrame(table)
 
 
 def _folds(train: dict, val: dict, split: dict, neuron_scores: dict, error_sets: dict, variant: dict, init,
