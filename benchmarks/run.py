@@ -431,6 +431,9 @@ def harm_table(rows: pd.DataFrame) -> pd.DataFrame:
     candidates = candidates[candidates["delta"].notna()]  # runs without group labels have no WGA to be harmed in
     if "guard_would_fire" not in candidates.columns:
         candidates = candidates.assign(guard_would_fire=np.nan, guard_margin=np.nan)
+    # auto is guarded by its own worst-class floor: the guard's columns it copied from the chosen method are not its
+    candidates.loc[candidates["method"] == AUTO, ["guard_would_fire", "guard_margin"]] = np.nan
+    candidates = candidates.assign(guard_would_fire=candidates["guard_would_fire"].astype(float))
     records = []
     for keys, table in candidates.groupby([*GROUPING, "method"], sort=False):
         below, fired = table["delta"] < 0, table["guard_would_fire"] == 1
@@ -441,6 +444,104 @@ def harm_table(rows: pd.DataFrame) -> pd.DataFrame:
                         "n_missed": int((~fired & below).sum()), "saved": (-table.loc[fired & below, "delta"]).sum(),
                         "cost": table.loc[fired & ~below, "delta"].sum(), "margins": sorted(table["guard_margin"].dropna().unique())})
     return pd.DataFrame(records)
+
+
+#: how close to the best label-free method ``auto`` must come (test WGA, mean over seeds) and how far below ERM a seed may fall
+AUTO_TOLERANCE = 0.02
+
+
+def auto_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per benchmark, ERM mode and regime: ``auto``'s test WGA beside the best label-free method of that row (by mean
+    test WGA over seeds, ``auto`` and ERM excluded), its regret against that method and against the best label-free
+    method of each seed, its harm against ERM, and what it chose."""
+    rows = _ordered(rows)
+    if AUTO not in set(rows["method"]):
+        return pd.DataFrame()
+    records = []
+    for keys, table in rows.groupby(GROUPING, sort=False):
+        auto = table[table["method"] == AUTO].set_index("seed")
+        if auto.empty or auto["worst_group_accuracy"].isna().all():
+            continue
+        label_free = table[(table["labels_used"] == "none") & ~table["method"].isin([AUTO, "erm"])]
+        wga = label_free.pivot_table(index="seed", columns="method", values="worst_group_accuracy")
+        means = wga.mean()
+        best = means.idxmax()
+        erm = table[table["method"] == "erm"].set_index("seed")["worst_group_accuracy"]
+        against_erm = auto["worst_group_accuracy"] - erm.reindex(auto.index)
+        per_seed_best = wga.max(axis=1).reindex(auto.index)
+        chosen = auto["auto_choice"].value_counts()
+        records.append({**dict(zip(GROUPING, keys)), "n_seeds": len(auto),
+                        "auto_mean": auto["worst_group_accuracy"].mean(), "auto_std": auto["worst_group_accuracy"].std(),
+                        "best": best, "best_mean": means[best], "regret": means[best] - auto["worst_group_accuracy"].mean(),
+                        "seed_regret": (per_seed_best - auto["worst_group_accuracy"]).mean(),
+                        "n_picked_best": int((auto["auto_choice"] == best).sum()),
+                        "n_picked_seed_best": int(sum(wga.loc[seed, choice] == per_seed_best[seed]
+                                                      for seed, choice in auto["auto_choice"].items() if choice in wga)),
+                        "erm_mean": erm.mean(), "worst_vs_erm": against_erm.min(),
+                        "n_harmed": int((against_erm < -AUTO_TOLERANCE).sum()), "n_below_erm": int((against_erm < 0).sum()),
+                        "chosen": ", ".join(f"{method} ×{count}" for method, count in chosen.items())})
+    return pd.DataFrame(records)
+
+
+def render_auto(rows: pd.DataFrame) -> list[str]:
+    """``packaging.method: auto`` beside the best label-free method of every row: regret, harm, what it chose."""
+    table = auto_table(rows)
+    if table.empty:
+        return []
+    lines = ["## auto: the method shipped without group labels", "",
+             "`packaging.method: auto` (the default) chooses among ERM and every label-free method on the selection half "
+             "of validation, by each method's head fitted without that half: the highest worst pseudo-group accuracy "
+             "(class × the label-free `auto` error set) among the methods whose worst-class accuracy there is at most "
+             f"0.02 below ERM's (docs/methods.md#auto). *Best label-free* = the label-free method with the highest mean "
+             f"{REPORT_SPLIT} WGA in the row (known only afterwards, with group labels); *regret* = its mean − auto's; "
+             f"*seed regret* = mean over seeds of (best label-free method of that seed − auto); *picked best* = seeds in "
+             f"which auto chose the row's best / that seed's best; *harmed* = seeds in which auto's {REPORT_SPLIT} WGA "
+             f"is more than {AUTO_TOLERANCE} below ERM's (below ERM at all in brackets); *worst Δ ERM* = its lowest "
+             "seed difference against ERM.", "",
+             "| benchmark | ERM mode | regime | auto WGA | best label-free | regret | seed regret | picked best | "
+             "ERM WGA | harmed | worst Δ ERM | chosen (seeds) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in table.itertuples():
+        within = "✓" if row.regret <= AUTO_TOLERANCE else "✗"
+        lines.append(f"| {row.benchmark} | {row.erm_mode} | {row.regime} | {_pm(row.auto_mean, row.auto_std)} | "
+                     f"{row.best} {row.best_mean:.3f} | {row.regret:+.3f} {within} | {row.seed_regret:+.3f} | "
+                     f"{row.n_picked_best} / {row.n_picked_seed_best} of {row.n_seeds} | {row.erm_mean:.3f} | "
+                     f"{row.n_harmed} ({row.n_below_erm}) of {row.n_seeds} | {row.worst_vs_erm:+.3f} | {row.chosen} |")
+    met = int((table["regret"] <= AUTO_TOLERANCE).sum())
+    lines += ["", f"auto is within {AUTO_TOLERANCE} of the best label-free method in {met} of {len(table)} rows, and more "
+                  f"than {AUTO_TOLERANCE} below ERM in {int(table['n_harmed'].sum())} of {int(table['n_seeds'].sum())} seeds.", ""]
+    return lines
+
+
+#: error sets shown in the report's error-set table: the ERM model's errors, the early checkpoint's, cross-fitted heads'
+REPORTED_ERROR_SETS = ("erm", "early", "crossfit", "auto")
+
+
+def render_error_sets(rows: pd.DataFrame) -> list[str]:
+    """How well each label-free error set finds the minority groups (evaluation reads the groups; nothing else)."""
+    columns = [f"errorset_{split}_{source}_precision" for split in ("train", "val") for source in REPORTED_ERROR_SETS]
+    if not any(column in rows.columns for column in columns):
+        return []
+    per_run = _ordered(rows).drop_duplicates("run_id")
+    lines = ["## Do the error sets find the minority groups?", "",
+             "Each label-free error set measured against the groups, in evaluation only: *precision* = share of its "
+             "samples in a minority group (a group smaller than its class's largest in training), *recall* = share of "
+             "the split's minority samples it holds; the minority's share of the split (a random set's precision) in "
+             "brackets. `erm` = the final ERM model's errors, `early` = the early checkpoint's, `crossfit` = held-out "
+             "errors of plain heads on the embeddings (training split: 5-fold; validation: a head fitted on training), "
+             "`auto` = what the label-free levers use (`early` when ERM fine-tuned the backbone, else `crossfit`). "
+             "Mean over seeds.", "",
+             "| benchmark | ERM mode | regime | split | error set | size | precision | recall |", "|---|---|---|---|---|---|---|---|"]
+    for keys, table in per_run.groupby(GROUPING, sort=False):
+        for split in ("train", "val"):
+            for source in REPORTED_ERROR_SETS:
+                prefix = f"errorset_{split}_{source}_"
+                if f"{prefix}precision" not in table.columns or table[f"{prefix}precision"].isna().all():
+                    continue
+                lines.append(f"| {' | '.join(keys)} | {split} | {source} | {table[f'{prefix}size'].mean():.0f} | "
+                             f"{table[f'{prefix}precision'].mean():.3f} ({table[f'{prefix}minority_share'].mean():.3f}) | "
+                             f"{table[f'{prefix}recall'].mean():.3f} |")
+    return lines + [""]
 
 
 def render_harm(rows: pd.DataFrame) -> list[str]:
@@ -585,7 +686,9 @@ def render_report(rows: pd.DataFrame, meta: dict, plot_name: str) -> str:
         lines += ["", f"Seeds: {int(table['n_seeds'].max())}. ERM training {table['erm_seconds'].iloc[0]:.1f} s.", ""]
     lines += render_paired(rows)
     lines += render_lever_ablation(rows)
+    lines += render_auto(rows)
     lines += render_mask_quality(rows)
+    lines += render_error_sets(rows)
     lines += render_harm(rows)
     stage_columns = [column for column in rows.columns if column.startswith("stage_")]
     if stage_columns:

@@ -4,10 +4,12 @@ Usage (from the project root)::
 
     .venv/bin/python -m benchmarks.your_model_round_trip [--env ci] [--output benchmarks/results/your_model_round_trip.md]
 
-1. ``kedro run --env ENV`` (a colored_mnist run; ``ci`` is its reduced size) in a temporary copy, with a fresh
-   MLflow store: ERM trains, every NeuronTune variant retrains its head, evaluation reads the attribute.
+1. ``kedro run --env ENV`` (an image benchmark: ``colored_mnist``, its reduced ``ci``, ``waterbirds_like``) in a
+   temporary copy, with a fresh MLflow store: ERM trains, every NeuronTune variant retrains its head, evaluation
+   reads the attribute.
 2. The ERM network of that run is logged with ``mlflow.pytorch.log_model`` (MLflow's default pt2 serialization)
-   and registered as ``cmnist-erm@production``, as a user would log theirs.
+   and registered as ``ENV-erm@production``, as a user would log theirs; its preprocessing (image size, crop,
+   mean, std) is what the user declares in ``conf/custom``.
 3. The same images are written as a user's folder — PNG files and ``labels.csv`` with ``path,label,split`` and
    **no attribute column** — and imported: ``kedro run --env custom`` with ``erm_training.source`` set to that
    URI, up to ``neurontune_regulation`` (what follows needs group labels for now).
@@ -65,18 +67,26 @@ def kedro(project: Path, tracking_uri: str, *arguments: str) -> float:
     return time.perf_counter() - started
 
 
-def log_erm_network(checkpoint: dict, tracking_uri: str) -> str:
-    """The run's ERM network as a user's MLflow model (pt2); returns its URI."""
+def preprocessing_of(model, images: np.ndarray) -> dict:
+    """What the network's own training fed it, as ``conf/custom`` declares it: a pretrained backbone's image size,
+    crop and normalisation; the small CNN's pixels / 255 at the images' own size."""
+    if hasattr(model, "mean"):
+        return {"image_size": model.config["image_size"], "crop_fraction": model.config["crop_fraction"],
+                "mean": list(model.mean), "std": list(model.std)}
+    return {"image_size": int(images.shape[-1]), "crop_fraction": 1.0, "mean": [0.0] * 3, "std": [1.0] * 3}
+
+
+def log_erm_network(model, image_size: int, tracking_uri: str, name: str) -> str:
+    """The run's ERM network as a user's MLflow model (pt2), registered as ``name@production``; returns its URI."""
     import mlflow
 
-    model = model_from_checkpoint(checkpoint)
-    shape = (2, model.config["in_channels"], 28, 28)
+    shape = (2, 3, image_size, image_size)
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(run_name="the user's training code"):
         info = mlflow.pytorch.log_model(model, name="model", input_example=np.zeros(shape, np.float32),
-                                        registered_model_name="cmnist-erm")
-    mlflow.MlflowClient().set_registered_model_alias("cmnist-erm", "production", info.registered_model_version)
-    return "models:/cmnist-erm@production"
+                                        registered_model_name=name)
+    mlflow.MlflowClient().set_registered_model_alias(name, "production", info.registered_model_version)
+    return f"models:/{name}@production"
 
 
 def write_user_folder(folder: Path, images: np.ndarray, metadata: pd.DataFrame) -> None:
@@ -92,14 +102,14 @@ def write_user_folder(folder: Path, images: np.ndarray, metadata: pd.DataFrame) 
         folder / "labels.csv", index=False)
 
 
-def configure_import(project: Path, reductions: dict) -> None:
-    """conf/custom as the user edits it: the classes and the preprocessing the ERM network reads (pixels / 255)."""
+def configure_import(project: Path, reductions: dict, preprocessing: dict) -> None:
+    """conf/custom as the user edits it: the classes and the preprocessing the ERM network reads."""
     conf = project / "conf" / "custom"
     data = yaml.safe_load((conf / "parameters_data_versioning.yml").read_text())
     data["data_versioning"]["classes"] = ["0", "1"]
     (conf / "parameters_data_versioning.yml").write_text(yaml.safe_dump(data))
     erm = yaml.safe_load((conf / "parameters_erm_training.yml").read_text())
-    erm["erm_training"]["imported"]["preprocessing"].update(image_size=28, mean=[0.0] * 3, std=[1.0] * 3)
+    erm["erm_training"]["imported"]["preprocessing"].update(preprocessing)
     (conf / "parameters_erm_training.yml").write_text(yaml.safe_dump(erm))
     (conf / "parameters_run_settings.yml").write_text(yaml.safe_dump(reductions))
 
@@ -157,14 +167,16 @@ def main(argv=None) -> None:
     metadata = pd.read_parquet(original / "01_raw" / "metadata.parquet")
     images = np.load(original / "01_raw" / "inputs.npz")["inputs"]
     started = time.perf_counter()
-    uri = log_erm_network(torch.load(original / "06_models" / "erm_model.pt", weights_only=True), tracking_uri)
+    network = model_from_checkpoint(torch.load(original / "06_models" / "erm_model.pt", weights_only=True))
+    preprocessing = preprocessing_of(network, images)
+    uri = log_erm_network(network, preprocessing["image_size"], tracking_uri, f"{arguments.env}-erm".replace("_", "-"))
     seconds["log the ERM network (pt2)"] = time.perf_counter() - started
     write_user_folder(scratch / "user_folder", images, metadata)
     imported_project = copy_project(scratch / "imported")
     environment = yaml.safe_load((PROJECT / "conf" / arguments.env / "parameters.yml").read_text()) if (
         PROJECT / "conf" / arguments.env / "parameters.yml").is_file() else {}
     configure_import(imported_project, {key: environment[key] for key in ("neurontune_regulation", "baselines")
-                                        if key in environment})
+                                        if key in environment}, preprocessing)
     seconds["imported run"] = kedro(imported_project, tracking_uri, "--env", "custom", "--pipelines", IMPORT_PIPELINES,
                                     "--params", f"data_versioning.root={scratch / 'user_folder'},erm_training.source={uri}")
     metrics = json.loads((original / "08_reporting" / "metrics.json").read_text())
@@ -175,11 +187,12 @@ def main(argv=None) -> None:
     text = "\n".join([
         "# Round trip: the project's ERM network imported as a user's model",
         "",
-        f"`python -m benchmarks.your_model_round_trip --env {arguments.env}` (colored_mnist, seed 0, one run each).",
+        f"`python -m benchmarks.your_model_round_trip --env {arguments.env}` ({arguments.env}, seed 0, one run each).",
         "The in-project run trains ERM and debiases it; its ERM network is logged with `mlflow.pytorch.log_model` "
-        "(pt2) and imported with `erm_training.source=models:/cmnist-erm@production` from a PNG folder whose "
-        "labels.csv has no attribute column. The imported run has no early checkpoint, so its `early`/`auto` error "
-        "sets are the cross-fitted ones (`neurontune_plus` and the levers that read them differ by design).",
+        f"(pt2) and imported with `erm_training.source={uri}` from a PNG folder whose labels.csv has no attribute "
+        f"column, declaring the preprocessing {preprocessing}. The imported run has no early checkpoint, so its "
+        "`early` error set is the cross-fitted one (with a fine-tuned ERM, `neurontune_plus` and the levers that "
+        "read `auto` differ by design; with a linear probe `auto` is the cross-fitted set in both runs).",
         "",
         f"Largest |embedding difference| on test between the two runs: {gap:.2e}.",
         "",

@@ -79,9 +79,10 @@ def test_random_attributes_give_identical_predictions_but_different_group_metric
     assert metrics[0] != metrics[1], "evaluation must read the (changed) group labels"
 
 
-def test_random_attributes_give_identical_galleries_and_guard_decisions(twin_runs):
-    """The label-free audit outputs: the tables behind the evidence galleries (and their Markdown), and the
-    do-no-harm guard's decisions for every group-free method (the PNG bytes are left out: fonts may differ)."""
+def test_random_attributes_give_identical_galleries_guard_decisions_and_method_choice(twin_runs):
+    """The label-free audit outputs: the tables behind the evidence galleries (and their Markdown), the do-no-harm
+    guard's decisions for every group-free method and the method ``auto`` ships (the PNG bytes are left out: fonts
+    may differ)."""
     reporting = {arm: twin_runs[arm] / "08_reporting" for arm in ("true", "random")}
     assert MASKING
     for name in MASKING:
@@ -94,3 +95,6 @@ def test_random_attributes_give_identical_galleries_and_guard_decisions(twin_run
     assert guards[0]["erm"] == guards[1]["erm"] and guards[0]["settings"] == guards[1]["settings"]
     assert {name: guards[0]["methods"][name] for name in GROUP_FREE} == {name: guards[1]["methods"][name] for name in GROUP_FREE}
     assert guards[0]["methods"]["dfr"] != guards[1]["methods"]["dfr"], "dfr reads the (changed) group labels"
+    # which method packaging.method: auto ships is model selection: it must not move either
+    choices = [json.loads((reporting[arm] / "method_choice.json").read_text()) for arm in ("true", "random")]
+    assert choices[0] == choices[1] and {row["method"] for row in choices[0]["candidates"]} == {"erm", *GROUP_FREE}

@@ -14,6 +14,8 @@ from neurontune.core.metrics import NOT_MEASURABLE, is_measured  # noqa: E402
 
 import json
 import subprocess
+import urllib.request
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -83,14 +85,14 @@ def succeeded(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, f"kedro run failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
 
 
-def image_run(store, tmp_path, groups: str) -> tuple:
+def image_run(store, tmp_path, groups: str, extra_params: str = "") -> tuple:
     folder = write_image_folder(tmp_path / "my_images", store["images"], store["table"], groups=groups)
     edits = {"parameters_erm_training": {"erm_training": {"imported": {"preprocessing": {"image_size": IMAGE_SIZE}}}}}
     if groups == "all":
         edits["parameters_data_versioning"] = {"data_versioning": {"attribute": "background"}}
     project = custom_project(tmp_path, edits)
-    result = kedro_custom(project, f"data_versioning.root={folder},erm_training.source=models:/my-classifier@production",
-                          store["uri"])
+    result = kedro_custom(project, f"data_versioning.root={folder},erm_training.source=models:/my-classifier@production"
+                          + (f",{extra_params}" if extra_params else ""), store["uri"])
     return project, result
 
 
@@ -130,15 +132,24 @@ def test_imported_image_model_is_debiased_registered_and_served(store, image_pro
     assert "cross-fitted" in run.data.tags["source_model.early_checkpoint"]  # the run says it has no early checkpoint
     decision = json.loads((image_project / "data" / "custom" / "08_reporting" / "promotion_decision.json").read_text())
     assert decision["registered_model_name"] == "my-classifier-neurontune" and decision["compared_with"] == "erm"
-    # a served prediction = the source backbone (the registered pt2 model up to fc) followed by the new head
+    # a served prediction = the source backbone (the registered pt2 model up to fc) followed by the new head, that of
+    # the method packaging.method: auto chose (named in the version)
     images = store["images"][:6]
     answer = served(store["uri"], "models:/my-classifier-neurontune/1", images)
-    head = dict(np.load(image_project / "data" / "custom" / "06_models" / "neurontune_regulation" / "neurontune_head.npz"))
+    head = shipped_head(image_project / "data" / "custom", tags["choice.method"])
+    assert tags["method"] == tags["choice.method"] and "Chosen without group labels" in version.description
     source = mlflow.pytorch.load_model("models:/my-classifier@production")
     features = _backbone_features(source, images)
-    probabilities = softmax((features * head["keep"]) @ head["weight"].T + head["bias"])
+    probabilities = softmax((features * head.get("keep", 1.0)) @ head["weight"].T + head["bias"])
     np.testing.assert_allclose(answer[["probability_0", "probability_1"]].to_numpy(), probabilities, atol=1e-5)
     np.testing.assert_array_equal(answer["prediction"].to_numpy(), probabilities.argmax(axis=1))
+
+
+def shipped_head(data: Path, method: str) -> dict:
+    """The head file of ``method`` in a run's data folder (ERM's, a NeuronTune variant's or a baseline's)."""
+    candidates = [data / "04_feature" / "erm_head.npz"] if method == "erm" else [
+        data / "06_models" / stage / f"{method}_head.npz" for stage in ("neurontune_regulation", "baselines")]
+    return dict(np.load(next(path for path in candidates if path.exists())))
 
 
 def _backbone_features(source, images: np.ndarray) -> np.ndarray:
@@ -166,14 +177,42 @@ def _backbone_features(source, images: np.ndarray) -> np.ndarray:
     return captured["features"].numpy()
 
 
-def test_image_run_without_any_group_label_completes(store, tmp_path):
-    project, result = image_run(store, tmp_path, groups="none")
+def test_image_run_without_any_group_label_completes_and_make_serve_answers_with_the_champion(store, tmp_path):
+    """No group column anywhere: no WGA (said why), the gate decides by worst-class accuracy against the user's own
+    model and, with the gate a user sets to "promote unless worse" (``min_delta: 0``), moves ``@champion``, which
+    ``make serve`` then serves."""
+    project, result = image_run(store, tmp_path, groups="none", extra_params="model_promotion.gate.min_delta=0.0")
     succeeded(result)
     metrics = json.loads((project / "data" / "custom" / "08_reporting" / "metrics.json").read_text())
     assert metrics["neurontune"]["test"]["worst_group_accuracy"] == NOT_MEASURABLE  # said, never a number
     assert is_measured(metrics["neurontune"]["test"]["worst_class_accuracy"])
     decision = json.loads((project / "data" / "custom" / "08_reporting" / "promotion_decision.json").read_text())
     assert decision["metric"] == "worst_class_accuracy" and "worst-class accuracy" in decision["reason"]
+    assert decision["promote"], decision["reason"]
+    answer = make_serve(project, store["uri"], "my-classifier-neurontune", store["images"][:2], tmp_path / "serve.log")
+    expected = served(store["uri"], "models:/my-classifier-neurontune@champion", store["images"][:2])
+    assert [row["prediction"] for row in answer] == expected["prediction"].tolist()
+
+
+def make_serve(project: Path, tracking_uri: str, model: str, images: np.ndarray, log: Path) -> list[dict]:
+    """``make serve MODEL=model`` in ``project`` (nothing activated, the user's store in MLFLOW_TRACKING_URI) asked
+    for two predictions over HTTP on 127.0.0.1; the server is always stopped."""
+    from tests.tracking.conftest import free_port, patience, stop, wait_for_http
+    from tests.tracking.test_make_targets import start
+
+    port = free_port()
+    process = start(project, "serve", log, f"PORT={port}", f"MODEL={model}", f"MLFLOW_TRACKING_URI={tracking_uri}")
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ping", process, timeout=patience(180))
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
+                                         data=json.dumps({"inputs": images.tolist()}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=patience(60)) as response:
+            return json.loads(response.read())["predictions"]
+    except Exception as error:
+        raise AssertionError(f"{error}\n{log.read_text()[-4000:]}") from error
+    finally:
+        stop(process)
 
 
 def test_groups_on_the_test_split_only_report_test_wga(store, tmp_path):
@@ -193,10 +232,11 @@ def test_precomputed_embeddings_are_debiased_and_the_head_serves_features(tmp_pa
                            tracking_uri))
     data = project / "data" / "custom"
     assert {"neurontune", "neurontune_plus", "erm"} <= set(json.loads((data / "08_reporting" / "metrics.json").read_text()))
-    head = dict(np.load(data / "06_models" / "neurontune_regulation" / "neurontune_head.npz"))
+    chosen = json.loads((data / "08_reporting" / "method_choice.json").read_text())["chosen"]
+    head = shipped_head(data, chosen)
     features = arrays["features"][:5]
     answer = served(tracking_uri, "models:/my-head-neurontune/1", features)
-    expected = softmax((features * head["keep"]) @ head["weight"].T + head["bias"])
+    expected = softmax((features * head.get("keep", 1.0)) @ head["weight"].T + head["bias"])
     np.testing.assert_allclose(answer[["probability_0", "probability_1"]].to_numpy(), expected, atol=1e-5)
 
 

@@ -17,7 +17,7 @@ def summarise(metrics_path: Path, split: str = "test") -> str:
     accuracy instead, and says that WGA and the validity card are not measurable and why.
     """
     from neurontune.core.metrics import is_measured, validity_warning
-    from neurontune.methods import HARM, VALIDITY, method_entries, not_fitted_reason
+    from neurontune.methods import HARM, METHOD_CHOICE, VALIDITY, method_entries, not_fitted_reason
 
     report = json.loads(metrics_path.read_text())
     metrics = method_entries(report)
@@ -60,7 +60,21 @@ def summarise(metrics_path: Path, split: str = "test") -> str:
         lines.append(line + harm_flag(report.get(HARM, {}).get(method)))
     unmeasured = sorted({value for row in fitted.values() for value in row.values() if isinstance(value, str)})
     lines += [f"n/m = {note}" for note in unmeasured if labelled]
-    return "\n".join(lines + harm_notes(report.get(HARM, {})))
+    return "\n".join(lines + harm_notes(report.get(HARM, {})) + choice_notes(report.get(METHOD_CHOICE)))
+
+
+def choice_notes(choice: dict | None) -> list[str]:
+    """Which method ``packaging.method: auto`` chose, why, and every candidate's selection-half scores."""
+    if not choice:
+        return []
+    lines = ["", f"auto (packaging.method: auto, no group labels) chose {choice['chosen']}: {choice['reason']}",
+             f"rule: {choice['rule']}",
+             f"{'candidate':<28}{'w-pseudo':>9}{'w-class':>8}{'mean':>7}  (selection half, held out)"]
+    for row in choice["candidates"]:
+        mark = "" if row["eligible"] else "  not eligible"
+        lines.append(f"{row['method']:<28}{row['sel_worst_pseudo_group_accuracy']:>9.3f}"
+                     f"{row['sel_worst_class_accuracy']:>8.3f}{row['sel_mean_accuracy']:>7.3f}{mark}")
+    return lines + [f"not a candidate: {method} ({why})" for method, why in choice.get("not_candidates", {}).items()]
 
 
 def _cell(value) -> str:

@@ -9,17 +9,20 @@ import pytest
 
 from neurontune.methods import complete_variant
 from neurontune.core import LinearHead, SelectionSet, group_report, head_predict, retrain_head, search_grid
+from neurontune.core.head import head_logits
+from neurontune.core.choice import HELD_OUT_PREDICTION
 from neurontune.core.errors import pseudo_groups
-from neurontune.methods import HARM, load_registry, method_entries
+from neurontune.methods import HARM, METHOD_CHOICE, NOT_FITTED, load_registry, method_entries
 from neurontune.models.backbones import build_model
 from neurontune.pipeline_registry import register_pipelines
 from neurontune.pipelines.evaluation.nodes import assess_harm, flatten_metrics
-from neurontune.pipelines.harm_guard.nodes import guard_against_harm
+from neurontune.pipelines.harm_guard.nodes import choose_method_to_ship, guard_against_harm
 from neurontune.pipelines.model_promotion.nodes import package_debiased_model
 
 GUARD = {"enabled": True, "criterion": "own", "margin": 0.0}
 GATE = {"split": "test", "min_delta": 0.005, "max_mean_acc_drop": 0.01, "require_same_data": True, "fail_on_refusal": False}
 HARM_SETTINGS = {"split": "test", "tolerance": 0.0}
+AUTO = {"worst_class_tolerance": 0.02, "error_set": "auto", "candidates": "all"}
 PACKAGING = {"method": "neurontune", "registered_model_name": "neurontune-{benchmark}", "input_example_size": 1,
              "requirements": ["numpy"], "serving": {"device": "cpu"}}
 
@@ -143,3 +146,66 @@ def test_a_method_that_was_not_fitted_has_nothing_to_guard(harmed):
     assert decision["methods"]["dfr"] == {"not_fitted": "no validation group labels",
                                           "reason": "not fitted: no validation group labels"}
     assert decision["methods"]["neurontune"]["fired"]
+
+
+# ---------------------------------------------------------------- packaging.method: auto (choose_method_to_ship)
+
+
+def choice_inputs(harmed) -> tuple[dict, dict]:
+    """The validation cache (with ERM's logits) and ERM's own validation errors as the ``auto`` error set."""
+    val = {**harmed["val"], "logits": head_logits(harmed["val"]["embeddings"], harmed["heads"]["erm"])}
+    erm_errors = (val["logits"].argmax(axis=1) != val["y"]).astype(np.int8)
+    return val, {"val_auto": erm_errors, "val_erm": erm_errors}
+
+
+def test_auto_keeps_erm_when_the_only_candidate_harms_and_the_registered_model_says_why(harmed):
+    val, error_sets = choice_inputs(harmed)
+    harmful = {**harmed["heads"]["neurontune"].to_dict(), HELD_OUT_PREDICTION: head_predict(
+        val["embeddings"][harmed["split"]["sel"]], harmed["heads"]["neurontune"])}
+    unfitted = {NOT_FITTED: np.array("no early checkpoint")}
+    choice = choose_method_to_ship(val, harmed["split"], error_sets, AUTO, neurontune=harmful, self=unfitted)
+    assert choice["chosen"] == "erm" and "not eligible: neurontune" in choice["reason"]
+    assert choice["not_candidates"] == {"self": "not fitted: no early checkpoint"}
+    heads = {"erm_head": harmed["heads"]["erm"].to_dict(), "neurontune_head": harmful}
+    model = build_model({"architecture": "small_cnn", "n_classes": 2, "in_channels": 3, "embedding_dim": 2, "width": 2})
+    bundle = package_debiased_model({"config": model.config, "state_dict": model.state_dict(), "data_digest": None},
+                                    {"inputs": np.zeros((2, 3, 8, 8), np.uint8)}, harmed["metrics"],
+                                    {"digest": "d", "class_label_digest": "d"}, "toy", {**PACKAGING, "method": "auto"},
+                                    GATE, method_choice=choice, **heads)
+    assert bundle["method"] == "erm" and bundle["version_tags"]["choice.method"] == "erm"
+    assert bundle["version_tags"]["choice.reason"] == choice["reason"] and "neurontune" in bundle["version_tags"]["choice.candidates"]
+    assert bundle["evaluation"] == harmed["metrics"]["erm"] and HELD_OUT_PREDICTION not in bundle["head"]
+
+
+def test_auto_ships_a_method_that_helps_and_only_the_listed_candidates(harmed):
+    """Roles swapped: ERM leans on the attribute neuron, a candidate on the core neuron: the candidate ships."""
+    sel, shortcut, core = harmed["split"]["sel"], harmed["heads"]["neurontune"], harmed["heads"]["erm"]
+    val = {**harmed["val"], "logits": head_logits(harmed["val"]["embeddings"], shortcut)}
+    errors = (val["logits"].argmax(axis=1) != val["y"]).astype(np.int8)
+    heads = {"dfr_groupfree": {**core.to_dict(), HELD_OUT_PREDICTION: head_predict(val["embeddings"][sel], core)}}
+    assert choose_method_to_ship(val, harmed["split"], {"val_auto": errors}, AUTO, **heads)["chosen"] == "dfr_groupfree"
+    only_erm = choose_method_to_ship(val, harmed["split"], {"val_auto": errors}, {**AUTO, "candidates": ["erm"]}, **heads)
+    assert only_erm["chosen"] == "erm" and [row["method"] for row in only_erm["candidates"]] == ["erm"]
+
+
+def test_auto_names_a_head_without_held_out_predictions_and_an_unknown_error_set(harmed):
+    val, error_sets = choice_inputs(harmed)
+    with pytest.raises(ValueError, match="neurontune's head has no 'held_out_prediction'"):
+        choose_method_to_ship(val, harmed["split"], error_sets, AUTO, neurontune=harmed["heads"]["neurontune"].to_dict())
+    with pytest.raises(ValueError, match="error_set must name an error set of neuron_identification"):
+        choose_method_to_ship(val, harmed["split"], error_sets, {**AUTO, "error_set": "early"})
+
+
+def test_summary_says_what_auto_chose_and_why(harmed, tmp_path):
+    from neurontune.console import summarise
+
+    val, error_sets = choice_inputs(harmed)
+    harmful = {**harmed["heads"]["neurontune"].to_dict(), HELD_OUT_PREDICTION: head_predict(
+        val["embeddings"][harmed["split"]["sel"]], harmed["heads"]["neurontune"])}
+    choice = choose_method_to_ship(val, harmed["split"], error_sets, AUTO, neurontune=harmful)
+    metrics = {name: {"test": {**values["test"], "n_masked": 0}} for name, values in harmed["metrics"].items()}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({**metrics, METHOD_CHOICE: choice}))
+    lines = summarise(path).splitlines()
+    assert f"auto (packaging.method: auto, no group labels) chose erm: {choice['reason']}" in lines
+    assert lines[-1].startswith("neurontune ") and lines[-1].endswith("not eligible")
