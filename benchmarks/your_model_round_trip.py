@@ -71,8 +71,11 @@ def preprocessing_of(model, images: np.ndarray) -> dict:
     """What the network's own training fed it, as ``conf/custom`` declares it: a pretrained backbone's image size,
     crop and normalisation; the small CNN's pixels / 255 at the images' own size."""
     if hasattr(model, "mean"):
-        return {"image_size": model.config["image_size"], "crop_fraction": model.config["crop_fraction"],
-                "mean": list(model.mean), "std": list(model.std)}
+        # the project's arrays already have the model's size, so its training never cropped them (a crop applies to
+        # image files only): the user's folder of the same pixels declares no crop
+        size = model.config["image_size"]
+        crop = 1.0 if images.shape[-1] == size else model.config["crop_fraction"]
+        return {"image_size": size, "crop_fraction": crop, "mean": list(model.mean), "std": list(model.std)}
     return {"image_size": int(images.shape[-1]), "crop_fraction": 1.0, "mean": [0.0] * 3, "std": [1.0] * 3}
 
 

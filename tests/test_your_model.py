@@ -181,7 +181,9 @@ def test_image_run_without_any_group_label_completes_and_make_serve_answers_with
     """No group column anywhere: no WGA (said why), the gate decides by worst-class accuracy against the user's own
     model and, with the gate a user sets to "promote unless worse" (``min_delta: 0``), moves ``@champion``, which
     ``make serve`` then serves."""
-    project, result = image_run(store, tmp_path, groups="none", extra_params="model_promotion.gate.min_delta=0.0")
+    # its own registered name: the module's other runs (other data) may already hold @champion of the default one
+    project, result = image_run(store, tmp_path, groups="none", extra_params="model_promotion.gate.min_delta=0.0,"
+                                "model_promotion.packaging.registered_model_name=my-unlabelled-classifier-neurontune")
     succeeded(result)
     metrics = json.loads((project / "data" / "custom" / "08_reporting" / "metrics.json").read_text())
     assert metrics["neurontune"]["test"]["worst_group_accuracy"] == NOT_MEASURABLE  # said, never a number
@@ -189,8 +191,10 @@ def test_image_run_without_any_group_label_completes_and_make_serve_answers_with
     decision = json.loads((project / "data" / "custom" / "08_reporting" / "promotion_decision.json").read_text())
     assert decision["metric"] == "worst_class_accuracy" and "worst-class accuracy" in decision["reason"]
     assert decision["promote"], decision["reason"]
-    answer = make_serve(project, store["uri"], "my-classifier-neurontune", store["images"][:2], tmp_path / "serve.log")
-    expected = served(store["uri"], "models:/my-classifier-neurontune@champion", store["images"][:2])
+    assert decision["registered_model_name"] == "my-unlabelled-classifier-neurontune" and decision["compared_with"] == "erm"
+    model = "my-unlabelled-classifier-neurontune"
+    answer = make_serve(project, store["uri"], model, store["images"][:2], tmp_path / "serve.log")
+    expected = served(store["uri"], f"models:/{model}@champion", store["images"][:2])
     assert [row["prediction"] for row in answer] == expected["prediction"].tolist()
 
 
