@@ -60,6 +60,8 @@ def server(tmp_path_factory):
         default_permission = READ
         database_uri = sqlite:///{folder / 'auth.db'}
         admin_username = admin
+        # as docs/team_setup.md advises: one password hash per user and 5 minutes, not one per request
+        auth_cache_ttl_seconds = 300
         authorization_function = neurontune.tracking.auth_policy:authenticate_request
 
         [neurontune]

@@ -17,6 +17,11 @@ PROMOTED = "promoted"
 REFUSED = "refused"
 ALREADY_CHAMPION = "already_champion"
 
+#: Model version tags of a method chosen by ``packaging.method: auto``: the packaging node sets them, the registry
+#: reads the reason back into the version's description.
+CHOICE_TAG_PREFIX = "choice."
+CHOICE_REASON_TAG = CHOICE_TAG_PREFIX + "reason"
+
 
 class PromotionRefused(RuntimeError):
     """Raised by the gate when the challenger is refused and the run must fail (CI gating)."""

@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 import neurontune
 from neurontune.tracking.audit import record_move
 from neurontune.tracking.connection import acting_user, permitted
-from neurontune.tracking.promotion import ALREADY_CHAMPION
+from neurontune.tracking.promotion import ALREADY_CHAMPION, CHOICE_REASON_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -264,10 +264,6 @@ def decision_tags(decision: dict) -> dict[str, str]:
             value = "nan"
         tags[DECISION_TAG_PREFIX + key] = "none" if value is None else (value if isinstance(value, str) else json.dumps(value))
     return tags
-
-
-#: The version tag holding why ``packaging.method: auto`` chose the method (set by the packaging node).
-CHOICE_REASON_TAG = "choice.reason"
 
 
 def _source_of(tags: dict) -> str | None:

@@ -15,6 +15,8 @@ from neurontune.models.imported import IMPORTED, example_inputs, source_name, so
 from neurontune.models.predictor import checkpoint_digest
 from neurontune.tracking.promotion import (
     AUTO,
+    CHOICE_REASON_TAG,
+    CHOICE_TAG_PREFIX,
     METRIC_LABELS,
     REFUSED,
     Candidate,
@@ -25,10 +27,6 @@ from neurontune.tracking.promotion import (
 )
 
 logger = logging.getLogger(__name__)
-
-#: Version tags of a method chosen by ``packaging.method: auto``.
-CHOICE_TAG_PREFIX = "choice."
-
 
 def package_debiased_model(
     erm_model: dict, raw_inputs: dict[str, np.ndarray], metrics: dict, dataset_manifest: dict, benchmark: str,
@@ -87,7 +85,7 @@ def _configured_method(configured: str, method_choice: dict | None) -> tuple[str
     candidates = ", ".join(row["method"] for row in method_choice["candidates"])
     logger.info("packaging.method auto: %s", method_choice["reason"])
     return method_choice["chosen"], {CHOICE_TAG_PREFIX + "method": method_choice["chosen"],
-                                     CHOICE_TAG_PREFIX + "reason": method_choice["reason"],
+                                     CHOICE_REASON_TAG: method_choice["reason"],
                                      CHOICE_TAG_PREFIX + "rule": method_choice["rule"],
                                      CHOICE_TAG_PREFIX + "candidates": candidates}
 
