@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -55,21 +56,27 @@ class _DevTools:
     profile's ``DevToolsActivePort``): one page, commands answered in order."""
 
     def __init__(self, profile: str) -> None:
+        log = Path(profile) / "chromium.log"
+        self.log = open(log, "w")  # a file, not a pipe: a pipe nobody reads would stall Chromium once full
         self.process = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
              "--window-size=1400,900", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        port_file = Path(profile) / "DevToolsActivePort"
-        deadline = time.monotonic() + patience(60)
-        while not port_file.exists() or len(port_file.read_text().splitlines()) < 2:
-            assert self.process.poll() is None, f"chromium exited: {self.process.stderr.read()[-2000:]}"
-            assert time.monotonic() < deadline, "chromium opened no DevTools port"
-            time.sleep(0.1)
-        port = int(port_file.read_text().splitlines()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=patience(30)) as answer:
-            page = next(target for target in json.load(answer) if target["type"] == "page")
-        self.socket = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=patience(30))
+             "about:blank"], stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)
+        try:  # a Chromium that never answers is stopped, not left behind
+            port_file = Path(profile) / "DevToolsActivePort"
+            deadline = time.monotonic() + patience(60)
+            while not port_file.exists() or len(port_file.read_text().splitlines()) < 2:
+                assert self.process.poll() is None, f"chromium exited: {log.read_text()[-2000:]}"
+                assert time.monotonic() < deadline, "chromium opened no DevTools port"
+                time.sleep(0.1)
+            port = int(port_file.read_text().splitlines()[0])
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=patience(30)) as answer:
+                page = next(target for target in json.load(answer) if target["type"] == "page")
+            self.socket = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=patience(30))
+        except BaseException:
+            self.close()
+            raise
         self.last_id = 0
 
     def call(self, method: str, **params) -> dict:
@@ -82,9 +89,30 @@ class _DevTools:
                 return message["result"]
 
     def close(self) -> None:
-        self.socket.close()
-        self.process.terminate()
+        if hasattr(self, "socket"):
+            self.socket.close()
+        # Chromium's helper processes outlive its main one for a moment, still writing to the profile folder
+        # (which is then removed): kill the whole process group (nothing of the profile is kept) and wait until
+        # none of it is left
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=patience(30))
+        deadline = time.monotonic() + patience(30)
+        while _running_in_group(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.log.close()
+
+
+def _running_in_group(group: int) -> bool:
+    """Whether a process of this group still runs (zombies, which the container's init may reap late, do not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # after "pid (comm)": state, ppid, pgrp; comm may hold spaces and parentheses
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(pgrp) == group and state != "Z":
+            return True
+    return False
 
 
 def drawn_task_nodes(url: str, expected: list[str]) -> list[str]:
