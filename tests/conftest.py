@@ -24,6 +24,48 @@ BIN = Path(sys.executable).parent
 COPIED = ["conf", "notebooks", "src", "pyproject.toml", ".telemetry", "dvc.yaml", ".dvcignore", "requirements.txt"]
 
 
+def _mlflow_globals() -> tuple:
+    """MLflow's process-wide settings: the tracking and registry URIs and active experiment it keeps in module
+    globals, and every ``MLFLOW_*`` variable (``set_tracking_uri`` / ``set_registry_uri`` export theirs)."""
+    environment = {key: value for key, value in os.environ.items() if key.startswith("MLFLOW_")}
+    if "mlflow" not in sys.modules:
+        return None, None, None, environment
+    from mlflow.tracking import _model_registry, _tracking_service, fluent
+
+    return (_tracking_service.utils._tracking_uri, _model_registry.utils._registry_uri, fluent._active_experiment_id,
+            environment)
+
+
+def _restore_mlflow_globals(saved: tuple) -> None:
+    tracking_uri, registry_uri, experiment_id, environment = saved
+    for key in [key for key in os.environ if key.startswith("MLFLOW_")]:
+        del os.environ[key]
+    os.environ.update(environment)
+    if "mlflow" in sys.modules:
+        from mlflow.tracking import _model_registry, _tracking_service, fluent
+
+        _tracking_service.utils._tracking_uri = tracking_uri
+        _model_registry.utils._registry_uri = registry_uri
+        fluent._active_experiment_id = experiment_id
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _mlflow_settings_per_module():
+    """What a module (its module-scoped fixtures included) points MLflow at ends with the module."""
+    saved = _mlflow_globals()
+    yield
+    _restore_mlflow_globals(saved)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_settings_per_test(_mlflow_settings_per_module):
+    """What a test points MLflow at ends with the test: a later test of this worker must never log to (or register
+    in) a server an earlier test started and has stopped."""
+    saved = _mlflow_globals()
+    yield
+    _restore_mlflow_globals(saved)
+
+
 def patience(seconds: float) -> float:
     """A wall-clock limit that only guards against a hang, scaled to this machine: by its load per core now (a
     busy shared runner is slower) and by ``NEURONTUNE_TEST_TIME_SCALE`` (default 1, e.g. 3 on a slow runner)."""

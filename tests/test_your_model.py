@@ -104,6 +104,7 @@ def registered(tracking_uri: str, name: str, version: str = "1"):
 def served(tracking_uri: str, model_uri: str, inputs) -> pd.DataFrame:
     """``make serve``'s answer, in process: the registered pyfunc loaded and asked to predict."""
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     return mlflow.pyfunc.load_model(model_uri).predict(inputs)
 
 

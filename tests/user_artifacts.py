@@ -74,6 +74,7 @@ def log_registered_model(model, tracking_uri: str, name: str = "my-classifier", 
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)  # the store's own registry, whatever this process was pointed at before
     example = torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE).numpy()
     kwargs = {} if serialization_format is None else {"serialization_format": serialization_format}
     with mlflow.start_run():

@@ -191,13 +191,11 @@ def test_reader_cannot_move_champion_and_changes_nothing(server, promoted):
         assert client.get_model_version(MODEL_NAME, "1").tags == before
 
 
-def test_no_password_in_runs_models_or_output(server, promoted, tmp_path, monkeypatch):
+def test_no_password_in_runs_models_or_output(server, promoted, tmp_path):
     _, runs = promoted
     secrets_ = [server.passwords[name] for name in ("admin", "promoter", "reader")]
     haystack = [run.stdout + run.stderr for run in runs]
-    # set_registry_uri also exports MLFLOW_REGISTRY_URI: restore both, or later tests read this server's registry
-    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", None)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    # set_registry_uri also exports MLFLOW_REGISTRY_URI: tests/conftest.py restores both when this test ends
     previous = mlflow.get_tracking_uri()
     try:
         mlflow.set_tracking_uri(server.uri)
