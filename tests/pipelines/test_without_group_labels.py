@@ -42,7 +42,7 @@ METADATA = {"no_groups": no_groups, "test_only": groups_on_test_only}
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_run, parameters, tmp_path_factory, monkeypatch_module):
+def runs(tiny_run, parameters, tmp_path_factory):
     """``runs(kind)``: the rerun stages' outputs and the promotion decision with its registered version, for one kind
     of metadata (built once per module)."""
     built_runs = {}
@@ -56,7 +56,7 @@ def runs(tiny_run, parameters, tmp_path_factory, monkeypatch_module):
             inputs = {name: value for name, value in tiny_run.items() if name not in rerun}
             built = run_pipelines(RERUN, parameters, inputs={**inputs, "raw_metadata": metadata, "dataset_manifest": manifest})
             folder = tmp_path_factory.mktemp(kind)
-            promoted = promote({**tiny_run, **built}, parameters, folder, monkeypatch_module)
+            promoted = promote({**tiny_run, **built}, parameters, folder)
             built_runs[kind] = {**built, **promoted, "folder": folder, "kind": kind}
         return built_runs[kind]
 
@@ -78,20 +78,10 @@ def test_only_run(runs):
     return runs("test_only")
 
 
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
-
-
-def promote(built: dict, parameters: dict, folder, monkeypatch) -> dict:
-    """The shipped model_promotion pipeline with its registry datasets, in a fresh SQLite store."""
+def promote(built: dict, parameters: dict, folder) -> dict:
+    """The shipped model_promotion pipeline with its registry datasets, in a fresh SQLite store (the URIs set here
+    are undone by tests/conftest.py)."""
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    # mlflow keeps both URIs in module globals and exports them: all restored when the module's tests end
-    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", None)
-    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     pipeline = register_pipelines()["model_promotion"]
     feed = {**parameter_feed(parameters), **built}
     datasets = {name: KeptMemoryDataset(feed.get(name)) if name in feed else KeptMemoryDataset() for name in pipeline.datasets()}

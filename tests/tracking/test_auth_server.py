@@ -178,14 +178,10 @@ def test_reader_cannot_move_champion_and_changes_nothing(server, promoted):
         before = client.get_model_version(MODEL_NAME, "1").tags
     decision = {"registered_model_name": MODEL_NAME, "challenger_version": 1, "champion_version": 2, "promote": True,
                 "status": "promoted", "reason": "a reader tries to move the champion"}
-    previous = mlflow.get_tracking_uri()
-    try:
-        mlflow.set_tracking_uri(server.uri)
-        with as_user(server, "reader"):
-            with pytest.raises(NotPermittedError, match=r"not permitted: user 'reader' may not move @champion"):
-                apply_decision(decision)
-    finally:
-        mlflow.set_tracking_uri(previous)
+    mlflow.set_tracking_uri(server.uri)  # undone when the test ends (tests/conftest.py)
+    with as_user(server, "reader"):
+        with pytest.raises(NotPermittedError, match=r"not permitted: user 'reader' may not move @champion"):
+            apply_decision(decision)
     with as_user(server, "admin"):
         assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "2"
         assert client.get_model_version(MODEL_NAME, "1").tags == before
@@ -195,27 +191,23 @@ def test_no_password_in_runs_models_or_output(server, promoted, tmp_path):
     _, runs = promoted
     secrets_ = [server.passwords[name] for name in ("admin", "promoter", "reader")]
     haystack = [run.stdout + run.stderr for run in runs]
-    # set_registry_uri also exports MLFLOW_REGISTRY_URI: tests/conftest.py restores both when this test ends
-    previous = mlflow.get_tracking_uri()
-    try:
-        mlflow.set_tracking_uri(server.uri)
-        mlflow.set_registry_uri(server.uri)
-        with as_user(server, "admin"):
-            client = MlflowClient(server.uri, server.uri)
-            experiment = client.get_experiment_by_name("neurontune")
-            logged = client.search_runs([experiment.experiment_id])
-            assert len(logged) == 2
-            for run in logged:
-                haystack += [json.dumps(run.data.params), json.dumps(run.data.tags), json.dumps(run.data.metrics)]
-                folder = tmp_path / run.info.run_id
-                client.download_artifacts(run.info.run_id, "", str(folder))
-                haystack += _texts(folder)
-            for version in client.search_model_versions(f"name = '{MODEL_NAME}'"):
-                haystack += [json.dumps(version.tags), version.description or ""]
-                haystack += _texts(Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source,
-                                                                             dst_path=str(tmp_path / version.version))))
-    finally:
-        mlflow.set_tracking_uri(previous)
+    # set_registry_uri also exports MLFLOW_REGISTRY_URI: tests/conftest.py undoes both when this test ends
+    mlflow.set_tracking_uri(server.uri)
+    mlflow.set_registry_uri(server.uri)
+    with as_user(server, "admin"):
+        client = MlflowClient(server.uri, server.uri)
+        experiment = client.get_experiment_by_name("neurontune")
+        logged = client.search_runs([experiment.experiment_id])
+        assert len(logged) == 2
+        for run in logged:
+            haystack += [json.dumps(run.data.params), json.dumps(run.data.tags), json.dumps(run.data.metrics)]
+            folder = tmp_path / run.info.run_id
+            client.download_artifacts(run.info.run_id, "", str(folder))
+            haystack += _texts(folder)
+        for version in client.search_model_versions(f"name = '{MODEL_NAME}'"):
+            haystack += [json.dumps(version.tags), version.description or ""]
+            haystack += _texts(Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source,
+                                                                         dst_path=str(tmp_path / version.version))))
     assert len(haystack) > 20
     for secret in secrets_:
         assert not any(secret in text for text in haystack)

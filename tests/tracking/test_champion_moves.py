@@ -22,20 +22,14 @@ ERM = {"erm": {"val": {"worst_group_accuracy": 0.40, "mean_accuracy": 0.90}}}
 
 
 @pytest.fixture
-def client(tmp_path, monkeypatch):
-    """A fresh SQLite store, restored afterwards (set_registry_uri also exports MLFLOW_REGISTRY_URI)."""
-    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", None)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+def client(tmp_path):
+    """A fresh SQLite store as this process's tracking and registry URI (tests/conftest.py undoes both)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    try:
-        store = MlflowClient(uri, uri)
-        store.create_registered_model(NAME)
-        yield store
-    finally:
-        mlflow.set_tracking_uri(previous)
+    store = MlflowClient(uri, uri)
+    store.create_registered_model(NAME)
+    return store
 
 
 def register(client, tmp_path, worst_group_accuracy: float, mean_accuracy: float) -> str:

@@ -17,15 +17,14 @@ from .conftest import MODEL_NAME
 
 @pytest.fixture
 def explain(trained_project, capsys, tmp_path):
-    previous = mlflow.get_tracking_uri()
+    """``neurontune explain`` in process (it sets the tracking URI: tests/conftest.py undoes it)."""
 
     def run(uri: str, *options: str):
         code = main(["explain", uri, "--tracking-uri", trained_project.tracking_uri, "--project-dir",
                      str(trained_project.path), "--output", str(tmp_path / "explained"), *options])
         return code, capsys.readouterr().out
 
-    yield run
-    mlflow.set_tracking_uri(previous)
+    return run
 
 
 def test_explain_rebuilds_the_evidence_of_the_registered_method(trained_project, explain, tmp_path):

@@ -18,16 +18,13 @@ IMPORTED = {"weights": None, "head": None, "preprocessing": {"image_size": SIZE}
 def registry(tmp_path_factory):
     """``my-classifier`` v1 (pickle) with alias ``production`` and class names in its metadata, in a fresh store."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)  # not a registry another test of this worker pointed at (and has since stopped)
+    mlflow.set_tracking_uri(uri)  # both undone when the module ends (tests/conftest.py)
+    mlflow.set_registry_uri(uri)
     with mlflow.start_run() as run:
         info = mlflow.pytorch.log_model(tiny(), name="model", serialization_format="pickle",
                                         registered_model_name="my-classifier", metadata={"classes": ["cat", "dog"]})
     mlflow.MlflowClient().set_registered_model_alias("my-classifier", "production", info.registered_model_version)
-    yield {"uri": uri, "run_id": run.info.run_id}
-    mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
+    return {"uri": uri, "run_id": run.info.run_id}
 
 
 def test_uris_resolve_to_name_version_and_run(registry):
